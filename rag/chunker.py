@@ -1,0 +1,82 @@
+"""Sentence-aware chunking with raw-text offsets.
+
+Chunks are packed from whole sentences up to ``max_chars`` and overlap by whole sentences, so
+a fact is never cut in half and every chunk maps back to an exact span of the source file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import sentences
+from .clean import CleanText, clean
+from .types import Chunk, Document, Sentence
+
+
+@dataclass(frozen=True)
+class ChunkerConfig:
+    max_chars: int = 600
+    overlap_sentences: int = 1
+
+
+def _split_long(text: str, a: int, b: int, max_chars: int) -> list[tuple[int, int]]:
+    """Split an over-long sentence at word boundaries."""
+    parts = []
+    while b - a > max_chars:
+        cut = text.rfind(" ", a, a + max_chars)
+        if cut <= a:
+            cut = a + max_chars
+        parts.append((a, cut))
+        a = cut
+        while a < b and text[a] == " ":
+            a += 1
+    parts.append((a, b))
+    return parts
+
+
+def sentence_spans(ct: CleanText, max_chars: int) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for a, b in sentences.split_spans(ct.text):
+        spans.extend(_split_long(ct.text, a, b, max_chars))
+    return spans
+
+
+def chunk_document(doc: Document, cfg: ChunkerConfig = ChunkerConfig()) -> list[Chunk]:
+    ct = clean(doc.text)
+    spans = sentence_spans(ct, cfg.max_chars)
+    groups: list[list[tuple[int, int]]] = []
+    i = 0
+    while i < len(spans):
+        j = i
+        size = 0
+        while j < len(spans) and (j == i or size + (spans[j][1] - spans[j][0]) + 1 <= cfg.max_chars):
+            size += spans[j][1] - spans[j][0] + 1
+            j += 1
+        groups.append(spans[i:j])
+        if j >= len(spans):
+            break
+        i = max(i + 1, j - cfg.overlap_sentences)
+    chunks = []
+    for n, group in enumerate(groups):
+        a, b = group[0][0], group[-1][1]
+        ra, rb = ct.raw_span(a, b)
+        sents = []
+        for sa, sb in group:
+            r0, r1 = ct.raw_span(sa, sb)
+            sents.append(Sentence(text=ct.text[sa:sb], start=r0, end=r1))
+        chunks.append(
+            Chunk(
+                chunk_id=f"{doc.doc_id}-{n:04d}",
+                doc_id=doc.doc_id,
+                doc=doc.name,
+                path=doc.path,
+                title=doc.title or ct.title,
+                date=doc.date or ct.date,
+                start=ra,
+                end=rb,
+                text=ct.text[a:b],
+                ordinal=n,
+                sentences=sents,
+            )
+        )
+    return chunks

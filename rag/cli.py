@@ -1,0 +1,188 @@
+"""The ``rag`` command line: the thin entry point that ties the stages, the UI and the eval runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from .config import RagConfig  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Grounded question answering over your Dutch documents, offline.")
+
+IndexOpt = typer.Option(None, "--index", help="index folder (default: ./index or $RAG_INDEX)")
+EmbOpt = typer.Option(None, "--embedder", help="'e5-small' or a local sentence-transformers folder")
+
+
+def _cfg(index: Optional[str] = None, **kw) -> RagConfig:
+    return RagConfig.from_env(index_dir=index, **kw)
+
+
+def _fail(msg: str, code: int = 1) -> None:
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _guard(fn):
+    """Turn known failures into one clear line instead of a traceback."""
+    import functools
+
+    from .loaders import LoadError
+    from .models import ModelMissingError
+    from .store import IndexError_
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except (ModelMissingError, IndexError_, LoadError, ValueError, FileNotFoundError) as e:
+            _fail(str(e))
+
+    return wrapper
+
+
+def _store(cfg: RagConfig, need_existing: bool = True):
+    from .embedder import get_embedder
+    from .store import IndexStore
+
+    emb = get_embedder(cfg)
+    store = IndexStore.open(cfg.index_dir, embedder_id=emb.id, dim=emb.dim)
+    if need_existing and not store.exists:
+        _fail(f"no index at {cfg.index_dir}; run: rag ingest seeds/ (or pass --index DIR)")
+    return emb, store
+
+
+@app.command()
+@_guard
+def ingest(paths: List[str] = typer.Argument(..., help="files or folders"),
+           index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
+           force: bool = typer.Option(False, help="re-index unchanged files too"),
+           json_out: bool = typer.Option(False, "--json")):
+    """Add or update documents (txt, md, html, pdf, docx) in the index."""
+    from .ingest import ingest as run_ingest
+
+    cfg = _cfg(index, embedder=embedder)
+    emb, store = _store(cfg, need_existing=False)
+
+    def on_file(f: str, status: str):
+        if not json_out:
+            color = typer.colors.RED if status.startswith("error") else None
+            typer.secho(f"  {status:10s} {f}", fg=color, err=status.startswith("error"))
+
+    rep = run_ingest(paths, cfg, emb, store=store, progress=not json_out, on_file=on_file, force=force)
+    if json_out:
+        typer.echo(json.dumps(rep.to_dict(), ensure_ascii=False, indent=1))
+    else:
+        typer.echo(f"{len(rep.added)} added, {len(rep.updated)} updated, {len(rep.skipped)} unchanged, "
+                   f"{len(rep.errors)} failed; {rep.chunks} chunks in {rep.seconds:.1f}s "
+                   f"({rep.passages_per_s:.1f} passages/s) -> {cfg.index_dir}")
+    if rep.errors and not (rep.added or rep.updated or rep.skipped):
+        raise typer.Exit(1)
+
+
+@app.command()
+@_guard
+def remove(files: List[str] = typer.Argument(..., help="file path, file name or doc id"),
+           index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt):
+    """Remove documents from the index."""
+    from .ingest import remove as run_remove
+
+    cfg = _cfg(index, embedder=embedder)
+    _, store = _store(cfg)
+    removed, missing = run_remove(files, cfg, store)
+    for r in removed:
+        typer.echo(f"  removed {r}")
+    for m in missing:
+        typer.secho(f"  not in the index: {m}", fg=typer.colors.YELLOW, err=True)
+    if missing and not removed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_guard
+def search(question: str, k: int = typer.Option(5, "-k", help="number of passages"),
+           retriever: Optional[str] = typer.Option(None, "--retriever", help="bm25 | dense | hybrid"),
+           index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
+           json_out: bool = typer.Option(False, "--json")):
+    """Show the best passages for a question with file, score and character offsets."""
+    from .retriever import Retriever
+
+    cfg = _cfg(index, embedder=embedder)
+    emb, store = _store(cfg)
+    hits = Retriever(cfg, store, emb).search(question, k=k, retriever=retriever)
+    if json_out:
+        typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1))
+        return
+    if not hits:
+        typer.echo("no passages found")
+    for h in hits:
+        c = h.chunk
+        typer.secho(f"[{h.rank}] {c.doc}  score={h.score:.4f} relevance={h.relevance:.2f}  "
+                    f"chars {c.start}-{c.end}  {c.chunk_id}", bold=True)
+        typer.echo("    " + c.text.replace("\n", " ")[:400] + ("…" if len(c.text) > 400 else ""))
+
+
+@app.command()
+@_guard
+def info(index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
+         json_out: bool = typer.Option(False, "--json")):
+    """Show what the index holds."""
+    cfg = _cfg(index, embedder=embedder)
+    _, store = _store(cfg)
+    m = store.manifest
+    data = {"index": str(Path(cfg.index_dir).resolve()), "embedder": m.get("embedder"), "dim": m.get("dim"),
+            "faiss": m.get("faiss"), "documents": len(store.docs), "chunks": len(store.chunks),
+            "updated": m.get("updated"),
+            "docs": [{"name": v["name"], "title": v["title"], "date": v["date"], "chunks": v["n_chunks"],
+                      "path": p} for p, v in store.docs.items()]}
+    if json_out:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=1))
+        return
+    typer.echo(f"index {data['index']}: {data['documents']} documents, {data['chunks']} chunks, "
+               f"embedder {data['embedder']} ({data['dim']}d, {data['faiss']}), updated {data['updated']}")
+    for d in data["docs"]:
+        typer.echo(f"  {d['name']:32s} {d['chunks']:4d} chunks  {d['date'] or '-':8s} {d['title'][:60]}")
+
+
+@app.command()
+def models(prepare: bool = typer.Option(False, "--prepare", help="convert/assemble missing models"),
+           only: Optional[List[str]] = typer.Option(None, "--generator", help="limit --prepare to these generators"),
+           json_out: bool = typer.Option(False, "--json")):
+    """Show which models are installed and where (and prepare them)."""
+    from . import models as m
+
+    cfg = _cfg()
+    if prepare:
+        try:
+            m.prepare(cfg, generators=only, log=lambda s: typer.echo(s, err=True))
+        except Exception as e:  # network or checksum failures get one line
+            _fail(f"preparing models failed: {e}")
+    rows = m.status(cfg)
+    if json_out:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    for r in rows:
+        mark = "ok " if r["ready"] else "MISSING"
+        act = "*" if r.get("active") else " "
+        typer.echo(f"{act} {r['kind']:9s} {r['name']:16s} {mark:7s} {r['path']}")
+    if not all(r["ready"] for r in rows if r.get("active")):
+        typer.echo(f"fix: {m.SETUP_HINT}", err=True)
+
+
+def main() -> None:  # console-script entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Word-level helpers shared by BM25, citation support and refusal: tokenising, stemming, language."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_WORD = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
+
+DUTCH_STOP = set("""
+aan aangaande aangezien achter af afgelopen al aldaar aldus alhoewel alias alle allebei alleen als
+alsnog altijd altoos ander andere anders anderszins behalve behoudens beide beiden ben beneden bent
+bepaald betreffende bij bijna binnen boven bovenal bovendien bovengenoemd bovenstaand bovenvermeld
+buiten daar daarheen daarin daarna daarnet daarom daarop daarvanlangs dan dat de der deze die dikwijls
+dit door doorgaand dus echter eer eerdat eerder eerlang eerst elk elke en enig enigszins enkel er
+erdoor even eveneens evenwel gauw gedurende geen gehad gekund geleden gelijk gemoeten gemogen geweest
+gewoon gewoonweg haar had hadden hare heb hebben hebt heeft hem hen het hierbeneden hierboven hij hoe
+hoewel hun hunne ik ikzelf in inmiddels inzake is jezelf jij jijzelf jou jouw jouwe juist jullie kan
+klaar kon konden krachtens kunnen kunt later liever maar mag meer met mezelf mij mijn mijnent mijner
+mijzelf misschien mocht mochten moest moesten moet moeten mogen na naar nadat net niet noch nog nu of
+ofschoon om omdat omhoog omlaag omstreeks omtrent omver onder ondertussen ongeveer ons onszelf onze
+ook op opnieuw opzij over overeind overigens pas precies reeds rond rondom sedert sinds sindsdien slechts
+sommige spoedig steeds tamelijk tenzij terwijl thans tijdens toch toen toenmaals toenmalig tot totdat
+tussen uit uitgezonderd vaak van vandaan vanuit vanwege veeleer verder vervolgens vol volgens voor
+vooraf vooral vooralsnog voorbij voordat voordezen voordien voorheen voorop vooruit vrij vroeg waar
+waarom wanneer want waren was wat we wel welk welke wie wiens wier wij wijzelf zal ze zelfs zich zij
+zijn zijne zo zodra zonder zou zouden zowat zulke zullen zult een wordt worden werd werden heeft zei
+wie wat welke waar wanneer hoeveel hoe waarom welk wiens
+""".split())
+
+ENGLISH_STOP = set("""
+a an the and or but if of to in on at by for with from as is are was were be been being has have had
+do does did what which who whom whose when where why how many much this that these those it its they
+them their there he she his her we our you your i me my not no yes can could would should will shall
+may might must about into over under than then so such also only any all some each other more most
+""".split())
+
+STOPWORDS = DUTCH_STOP | ENGLISH_STOP
+
+_NL_MARKERS = {"de", "het", "een", "en", "van", "wat", "wie", "welke", "waar", "wanneer", "hoeveel",
+               "hoe", "waarom", "is", "zijn", "niet", "op", "voor", "met", "dat", "die", "er", "ook",
+               "werd", "heeft", "zei", "naar", "bij", "over", "om", "zich", "uit", "aan", "tot"}
+_EN_MARKERS = {"the", "a", "an", "and", "of", "what", "who", "which", "where", "when", "how", "why",
+               "is", "are", "was", "were", "did", "does", "do", "not", "for", "with", "that", "to",
+               "in", "on", "at", "by", "from", "about", "many", "much", "has", "have"}
+
+
+def words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("dutch")
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    return _stemmer().stemWord(word)
+
+
+def content_terms(text: str) -> list[str]:
+    """Stemmed content words (stopwords and 1-char tokens dropped); used by BM25 and support scores."""
+    out = []
+    for w in words(text):
+        if w in STOPWORDS or (len(w) < 2 and not w.isdigit()):
+            continue
+        out.append(stem(w.replace("’", "'")))
+        if "-" in w:  # "NAVO-ministers" also matches "ministers"
+            out.extend(stem(p) for p in w.split("-") if len(p) > 1 and p not in STOPWORDS)
+    return out
+
+
+def language(text: str) -> str:
+    """'en' or 'nl' from function-word counts; Dutch wins ties (the corpus language)."""
+    ws = words(text)
+    nl = sum(w in _NL_MARKERS for w in ws)
+    en = sum(w in _EN_MARKERS for w in ws)
+    return "en" if en > nl else "nl"

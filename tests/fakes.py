@@ -1,0 +1,51 @@
+"""Tiny fakes for fast unit tests: a hashing bag-of-words embedder and a scripted generator."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from rag.textutil import content_terms
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-stems vectors: texts sharing words get high cosine."""
+
+    id = "fake-embedder"
+
+    def __init__(self, dim: int = 64):
+        self.dim = dim
+        self.calls = 0
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        for t in content_terms(text):
+            h = int(hashlib.md5(t.encode()).hexdigest(), 16)
+            v[h % self.dim] += 1.0
+        v[0] += 0.1  # never the zero vector
+        return v / np.linalg.norm(v)
+
+    def embed_passages(self, texts, progress=False):
+        self.calls += 1
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def embed_queries(self, texts):
+        return np.stack([self._vec(t) for t in texts])
+
+
+class ScriptedGenerator:
+    """Returns canned replies in order; records the prompts it was given."""
+
+    name = "scripted"
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.prompts = []
+
+    def generate(self, messages, max_tokens=128, stream=False):
+        self.prompts.append(messages)
+        reply = self.replies.pop(0) if self.replies else ""
+        if stream:
+            return iter([reply[i : i + 7] for i in range(0, len(reply), 7)])
+        return reply
