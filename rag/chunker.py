@@ -6,6 +6,7 @@ a fact is never cut in half and every chunk maps back to an exact span of the so
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from . import sentences
@@ -34,10 +35,31 @@ def _split_long(text: str, a: int, b: int, max_chars: int) -> list[tuple[int, in
     return parts
 
 
+CLAUSE_CHARS = 240  # long officialese sentences are cited (and prompted) clause by clause
+
+
+def _split_clauses(text: str, a: int, b: int, max_len: int = CLAUSE_CHARS, min_len: int = 50) -> list[tuple[int, int]]:
+    """Split an over-long sentence after ', ', '; ' or ': ' so each unit stays short; keeps offsets."""
+    if b - a <= max_len:
+        return [(a, b)]
+    cuts = [m.end() for m in re.finditer(r"[,;:] (?=\S)", text[a:b])]
+    parts, start = [], a
+    while b - start > max_len:
+        ok = [a + c for c in cuts if min_len <= a + c - start <= max_len and b - (a + c) >= min_len]
+        if not ok:
+            break
+        cut = ok[-1]
+        parts.append((start, cut - 1))  # drop the space after the punctuation
+        start = cut
+    parts.append((start, b))
+    return parts
+
+
 def sentence_spans(ct: CleanText, max_chars: int) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for a, b in sentences.split_spans(ct.text):
-        spans.extend(_split_long(ct.text, a, b, max_chars))
+        for ca, cb in _split_clauses(ct.text, a, b):
+            spans.extend(_split_long(ct.text, ca, cb, max_chars))
     return spans
 
 

@@ -152,6 +152,58 @@ def info(index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
 
 
 @app.command()
+@_guard
+def ask(question: str,
+        mode: Optional[str] = typer.Option(None, "--mode", help="generate | extractive"),
+        generator: Optional[str] = typer.Option(None, "--generator", help="qwen-1.5b | qwen-0.5b | path"),
+        k: Optional[int] = typer.Option(None, "-k", help="passages to retrieve"),
+        index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
+        json_out: bool = typer.Option(False, "--json")):
+    """Answer a question with citations (or say the sources don't hold the answer)."""
+    from .assistant import Assistant
+    from .types import Answer
+
+    cfg = _cfg(index, embedder=embedder, generator=generator, mode=mode)
+    if cfg.mode not in ("generate", "extractive"):
+        _fail(f"unknown mode '{cfg.mode}' (generate | extractive)")
+    _, store = _store(cfg)
+    assistant = Assistant(cfg, store=store)
+    final = None
+    streamed = False
+    for part in assistant.ask_stream(question, k=k):
+        if isinstance(part, Answer):
+            final = part
+        elif not json_out and sys.stdout.isatty():
+            typer.secho(part, nl=False, dim=True)
+            streamed = True
+    if json_out:
+        typer.echo(json.dumps(final.to_dict(), ensure_ascii=False, indent=1))
+        return
+    if streamed:
+        typer.echo("\r\033[2K", nl=False)
+        typer.echo()
+    print_answer(final, assistant.generator_error)
+
+
+def print_answer(a, note: str = "") -> None:
+    if a.refused:
+        typer.secho(a.text, fg=typer.colors.YELLOW, bold=True)
+        typer.secho(f"  ({a.refusal_reason})", dim=True)
+    else:
+        typer.secho(a.text, bold=True)
+    if a.citations:
+        typer.echo()
+    for c in a.citations:
+        meta = ", ".join(x for x in (c.title[:60], c.date) if x)
+        typer.secho(f"[{c.n}] {c.doc} ({meta}) chars {c.start}-{c.end}", fg=typer.colors.CYAN)
+        typer.echo(f"    \"{c.quote}\"")
+    if a.mode == "extractive" and note:
+        typer.secho(f"(extractive mode: {note})", dim=True)
+    t = a.timings
+    typer.secho(f"({a.mode}, {t.get('total_s', 0):.2f}s)", dim=True)
+
+
+@app.command()
 def models(prepare: bool = typer.Option(False, "--prepare", help="convert/assemble missing models"),
            only: Optional[List[str]] = typer.Option(None, "--generator", help="limit --prepare to these generators"),
            json_out: bool = typer.Option(False, "--json")):

@@ -42,7 +42,9 @@ class RagConfig:
     reranker: str = ""  # optional path to a local cross-encoder folder
     # answering
     mode: str = "generate"  # generate | extractive
-    prompt_sentences: int = 6
+    prompt_sentences: int = 5
+    prompt_chars: int = 700
+    prompt_margin: float = 0.08
     extractive_sentences: int = 2
     n_threads: int = 2
     n_ctx: int = 2048

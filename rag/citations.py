@@ -1,0 +1,150 @@
+"""App-side citation binding and verification.
+
+The model's own markers are only hints: every answer sentence is matched against the numbered
+source sentences that were shown (lexical overlap of stemmed content words plus E5 similarity).
+Supported sentences get markers the app controls; unsupported ones are dropped. A marker can
+never point outside the shown sources, and each citation carries the exact raw-text span.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import sentences as sentsplit
+from .prompt import Source
+from .textutil import content_terms
+from .types import Citation
+
+MARKER = re.compile(
+    r"\s*\[\s*(?:bron|source)?\s*(\d+(?:\s*(?:[,;]|en|and|-|–)\s*\d+)*)\s*\]|\s*\((?:bron|source)\s*(\d+)\)", re.I)
+
+
+def marker_numbers(text: str) -> list[int]:
+    nums = []
+    for m in MARKER.finditer(text):
+        group = m.group(1) or m.group(2) or ""
+        nums.extend(int(n) for n in re.findall(r"\d+", group))
+    return nums
+
+
+def strip_markers(text: str) -> str:
+    out = MARKER.sub("", text)
+    return re.sub(r"\s+([.,;:!?])", r"\1", out).strip()
+
+
+def lexical_support(claim: str, source: str) -> float:
+    """Share of the claim's content terms that the source contains."""
+    c = set(content_terms(claim))
+    if not c:
+        return 0.0
+    return len(c & set(content_terms(source))) / len(c)
+
+
+def dense_support(cos: float) -> float:
+    """E5 cosine -> 0..1; paraphrases and translations sit above ~0.86, same-topic noise below ~0.82."""
+    return float(np.clip((cos - 0.80) / 0.08, 0.0, 1.0))
+
+
+@dataclass
+class BoundSentence:
+    text: str
+    sources: list[int] = field(default_factory=list)  # indices into the shown sources
+    score: float = 0.0
+
+
+@dataclass
+class Binding:
+    text: str
+    citations: list[Citation]
+    supported: list[BoundSentence]
+    unsupported: list[str]
+
+
+def _answer_sentences(raw: str) -> list[tuple[str, list[int]]]:
+    out = []
+    for s in sentsplit.split(raw.replace("\n", " ")):
+        hints = marker_numbers(s)
+        text = strip_markers(s)
+        if len(re.sub(r"[\W_]+", "", text)) < 2:
+            continue
+        out.append((text, hints))
+    return out
+
+
+def bind(
+    raw_answer: str,
+    sources: Sequence[Source],
+    source_vecs: np.ndarray | None,
+    embed_claims: Callable[[list[str]], np.ndarray] | None,
+    threshold: float = 0.45,
+) -> Binding:
+    """Attach app-controlled citations to each supported sentence of ``raw_answer``."""
+    claims = _answer_sentences(raw_answer)
+    if not claims or not sources:
+        return Binding("", [], [], [c for c, _ in claims])
+    cos = None
+    if embed_claims is not None and source_vecs is not None and len(source_vecs):
+        cvecs = embed_claims([c for c, _ in claims])
+        cos = cvecs @ source_vecs.T
+    supported: list[BoundSentence] = []
+    unsupported: list[str] = []
+    for ci, (claim, hints) in enumerate(claims):
+        scores = []
+        for si, src in enumerate(sources):
+            lex = lexical_support(claim, src.text)
+            dense = dense_support(float(cos[ci, si])) if cos is not None else 0.0
+            s = max(lex, dense, 0.5 * lex + 0.5 * dense + 0.1)
+            if src.n in hints:
+                s += 0.05  # the model's marker is a hint, never a verdict
+            scores.append(s)
+        order = sorted(range(len(sources)), key=lambda i: -scores[i])
+        best = order[0]
+        chosen = [i for i in order[:2] if scores[i] >= threshold and scores[i] >= scores[best] - 0.1]
+        if not chosen and len(order) > 1:
+            # a sentence that combines two sources: check the union
+            union = sources[order[0]].text + " " + sources[order[1]].text
+            if lexical_support(claim, union) >= max(threshold, 0.6):
+                chosen = order[:2]
+        if chosen:
+            supported.append(BoundSentence(claim, chosen, scores[best]))
+        else:
+            unsupported.append(claim)
+    return _render(supported, unsupported, sources)
+
+
+def _render(supported: list[BoundSentence], unsupported: list[str], sources: Sequence[Source]) -> Binding:
+    numbering: dict[int, int] = {}
+    citations: list[Citation] = []
+    parts = []
+    for bs in supported:
+        marks = []
+        for si in bs.sources:
+            if si not in numbering:
+                numbering[si] = len(numbering) + 1
+                s = sources[si]
+                citations.append(Citation(n=numbering[si], doc=s.doc, doc_id=s.doc_id, chunk_id=s.chunk_id,
+                                          title=s.title, date=s.date, start=s.start, end=s.end, quote=s.text,
+                                          score=round(bs.score, 4)))
+            marks.append(f"[{numbering[si]}]")
+        text = bs.text
+        m = re.search(r"[.!?…]+[\"'”’»)]*$", text)
+        if m:
+            text = text[: m.start()] + " " + "".join(marks) + text[m.start():]
+        else:
+            text = text + " " + "".join(marks)
+        parts.append(text)
+    return Binding(" ".join(parts), citations, supported, unsupported)
+
+
+def extractive(sources: Sequence[Source], n: int, min_ratio: float = 0.97) -> Binding:
+    """An answer made of the best source sentences themselves, each citing itself."""
+    if not sources:
+        return Binding("", [], [], [])
+    best = sources[0].score
+    picked = [i for i, s in enumerate(sources[:n]) if i == 0 or s.score >= best * min_ratio]
+    bound = [BoundSentence(sources[i].text, [i], sources[i].score) for i in picked]
+    return _render(bound, [], sources)
