@@ -203,6 +203,48 @@ def print_answer(a, note: str = "") -> None:
     typer.secho(f"({a.mode}, {t.get('total_s', 0):.2f}s)", dim=True)
 
 
+@app.command("eval")
+@_guard
+def eval_cmd(set_path: Optional[str] = typer.Option(None, "--set", help="question set (JSONL)"),
+             out: Optional[str] = typer.Option(None, "--out", help="report folder (default eval/runs/<stamp>)"),
+             mode: Optional[str] = typer.Option(None, "--mode", help="generate | extractive"),
+             retrieval_only: bool = typer.Option(False, "--retrieval-only"),
+             k: Optional[int] = typer.Option(None, "-k"),
+             retriever: Optional[str] = typer.Option(None, "--retriever", help="bm25 | dense | hybrid"),
+             generator: Optional[str] = typer.Option(None, "--generator"),
+             compare: Optional[List[str]] = typer.Option(None, "--compare", help="two report folders (give twice)"),
+             index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt):
+    """Evaluate retrieval, answers, refusals and citations on a question set."""
+    if compare:
+        from eval.runner import compare as run_compare
+
+        if len(compare) != 2:
+            _fail("--compare takes two folders: --compare A --compare B")
+        typer.echo(run_compare(compare[0], compare[1]))
+        return
+    if not set_path:
+        _fail("give --set FILE (e.g. eval/sets/dev.jsonl) or --compare A --compare B")
+    import time as _time
+
+    from eval.dataset import DatasetError
+    from eval.runner import run as run_eval
+    from eval.report import KEY_METRICS
+
+    cfg = _cfg(index, embedder=embedder, generator=generator, retriever=retriever, mode=mode)
+    out = out or str(Path("eval/runs") / _time.strftime("%Y%m%d-%H%M%S"))
+    _store(cfg)
+    try:
+        summary = run_eval(set_path, cfg, out, mode=cfg.mode, retrieval_only=retrieval_only, k=k)
+    except DatasetError as e:
+        _fail(str(e))
+    m = summary["metrics"]
+    for key in KEY_METRICS:
+        if key in m:
+            typer.echo(f"  {key:32s} {m[key]:.3f}")
+    typer.echo(f"report: {out}/report.md, {out}/report.html ({summary['seconds']} s"
+               + (", interrupted" if summary["interrupted"] else "") + ")")
+
+
 @app.command()
 def models(prepare: bool = typer.Option(False, "--prepare", help="convert/assemble missing models"),
            only: Optional[List[str]] = typer.Option(None, "--generator", help="limit --prepare to these generators"),

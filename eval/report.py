@@ -1,0 +1,124 @@
+"""Markdown and self-contained HTML reports (inline SVG plots, no external assets)."""
+
+from __future__ import annotations
+
+import html
+from typing import Sequence
+
+KEY_METRICS = ["retrieval.hit@1", "retrieval.hit@5", "retrieval.mrr@10", "retrieval.ndcg@10", "answer.correct",
+               "refusal.accuracy", "refusal.false_rate", "citation.precision", "citation.recall",
+               "citation.evidence_precision", "latency.p50_s", "latency.p95_s", "latency.first_token.p50_s"]
+
+
+def _fmt(v) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _verdict(r: dict) -> str:
+    v = r.get("verdict") or {}
+    if "correct" in v:
+        return "correct" if v["correct"] else ("refused" if v.get("refused") else "wrong")
+    if "refusal_ok" in v:
+        return "refused (ok)" if v["refusal_ok"] else "answered (should refuse)"
+    return "hit@5" if (r.get("retrieval") or {}).get("hit@5") else ("miss" if r.get("retrieval") else "-")
+
+
+def render_markdown(summary: dict, rows: list[dict]) -> str:
+    m = summary["metrics"]
+    out = [f"# Evaluation: {summary['set']}", "",
+           f"mode **{summary['mode']}**, k={summary['k']}, generator {summary.get('generator') or '-'}, "
+           f"judge `{summary['judge']}`, {int(m.get('items', 0))} items in {summary['seconds']} s"
+           + (" (interrupted)" if summary.get("interrupted") else ""), "",
+           "| metric | value |", "|---|---:|"]
+    out += [f"| {k} | {_fmt(m[k])} |" for k in KEY_METRICS if k in m]
+    out += ["", "## Breakdown", ""]
+    cols = ["retrieval.hit@5", "retrieval.mrr@10", "answer.correct", "refusal.accuracy", "refusal.false_rate",
+            "citation.precision", "citation.recall", "items"]
+    out += ["| group | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for g, gm in summary["breakdown"].items():
+        out.append(f"| {g} | " + " | ".join(_fmt(gm[c]) if c in gm else "-" for c in cols) + " |")
+    out += ["", "## Items", "", "| id | type | verdict | question | answer |", "|---|---|---|---|---|"]
+    for r in rows:
+        a = (r.get("answer") or {}).get("answer", "")
+        q = r["question"].replace("|", "\\|")
+        out.append(f"| {r['id']} | {r['type']} | {_verdict(r)} | {q} | {a.replace('|', '/')[:160]} |")
+    return "\n".join(out) + "\n"
+
+
+def _bars(title: str, labels: Sequence[str], values: Sequence[float], vmax: float = 1.0) -> str:
+    w, bar_h, gap, left = 560, 18, 6, 150
+    h = 30 + len(labels) * (bar_h + gap)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="{html.escape(title)}">',
+             f'<text x="0" y="16" font-weight="bold" font-size="13">{html.escape(title)}</text>']
+    for i, (lab, val) in enumerate(zip(labels, values)):
+        y = 26 + i * (bar_h + gap)
+        bw = 0 if vmax <= 0 else max(0.0, min(1.0, val / vmax)) * (w - left - 60)
+        parts.append(f'<text x="0" y="{y + 13}" font-size="12">{html.escape(lab)}</text>')
+        parts.append(f'<rect x="{left}" y="{y}" width="{bw:.1f}" height="{bar_h}" fill="#3b82f6"/>')
+        parts.append(f'<text x="{left + bw + 4:.1f}" y="{y + 13}" font-size="12">{val:.2f}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _histogram(title: str, values: Sequence[float], bins: int = 12) -> str:
+    if not values:
+        return ""
+    lo, hi = 0.0, max(values) or 1.0
+    width = (hi - lo) / bins or 1.0
+    counts = [0] * bins
+    for v in values:
+        counts[min(bins - 1, int((v - lo) / width))] += 1
+    w, h, left, bottom = 560, 200, 30, 30
+    bw = (w - left) / bins
+    cmax = max(counts) or 1
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 20}" role="img" aria-label="{html.escape(title)}">',
+             f'<text x="0" y="14" font-weight="bold" font-size="13">{html.escape(title)}</text>']
+    for i, c in enumerate(counts):
+        bh = (h - bottom - 20) * c / cmax
+        x = left + i * bw
+        parts.append(f'<rect x="{x:.1f}" y="{h - bottom - bh:.1f}" width="{bw - 2:.1f}" height="{bh:.1f}" fill="#10b981"/>')
+        if c:
+            parts.append(f'<text x="{x + 2:.1f}" y="{h - bottom - bh - 2:.1f}" font-size="10">{c}</text>')
+        if i % 2 == 0:
+            parts.append(f'<text x="{x:.1f}" y="{h - bottom + 14}" font-size="10">{lo + i * width:.1f}s</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(summary: dict, rows: list[dict]) -> str:
+    m = summary["metrics"]
+    bd = summary["breakdown"]
+    types = [g for g in bd if g.startswith("type:")]
+    charts = []
+    ans_types = [g for g in types if "answer.correct" in bd[g]]
+    if ans_types:
+        charts.append(_bars("answer correct by type", [g[5:] for g in ans_types],
+                            [bd[g]["answer.correct"] for g in ans_types]))
+    ret_types = [g for g in types if "retrieval.hit@5" in bd[g]]
+    if ret_types:
+        charts.append(_bars("retrieval hit@5 by type", [g[5:] for g in ret_types],
+                            [bd[g]["retrieval.hit@5"] for g in ret_types]))
+    lat = [r["answer"]["timings"].get("total_s", 0.0) for r in rows if r.get("answer")]
+    charts.append(_histogram("latency per question (total)", lat))
+    e = html.escape
+    metric_rows = "".join(f"<tr><td>{e(k)}</td><td>{_fmt(m[k])}</td></tr>" for k in KEY_METRICS if k in m)
+    item_rows = []
+    for r in rows:
+        a = r.get("answer") or {}
+        cits = "".join(f"<li>[{c['n']}] {e(c['doc'])} {c['start']}-{c['end']}: “{e(c['quote'])}”</li>"
+                       for c in a.get("citations", []))
+        item_rows.append(
+            f"<tr><td>{e(r['id'])}</td><td>{e(r['type'])}</td><td>{e(_verdict(r))}</td><td>{e(r['question'])}</td>"
+            f"<td>{e(a.get('answer', ''))}<ul>{cits}</ul></td></tr>")
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Evaluation report</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ddd;padding:4px 8px;vertical-align:top;font-size:13px}}ul{{margin:0;padding-left:1.2em}}</style>
+</head><body><h1>Evaluation: {e(summary['set'])}</h1>
+<p>mode <b>{e(summary['mode'])}</b>, k={summary['k']}, generator {e(str(summary.get('generator') or '-'))},
+judge <code>{e(summary['judge'])}</code>, {int(m.get('items', 0))} items in {summary['seconds']} s
+{'(interrupted)' if summary.get('interrupted') else ''}</p>
+<table><tr><th>metric</th><th>value</th></tr>{metric_rows}</table>
+{''.join(f'<div>{c}</div>' for c in charts)}
+<h2>Items</h2><table><tr><th>id</th><th>type</th><th>verdict</th><th>question</th><th>answer</th></tr>
+{''.join(item_rows)}</table></body></html>
+"""
