@@ -21,7 +21,7 @@ from . import citations as cit
 from . import refusal
 from .config import RagConfig
 from .models import ModelMissingError
-from .prompt import REFUSAL, Source, build_messages
+from .prompt import REFUSAL, Source, build_messages, looks_like_instruction
 from .retriever import Retriever, calibrated_relevance, term_coverage
 from .rewrite import standalone
 from .store import IndexStore
@@ -146,6 +146,8 @@ class Assistant:
                     continue
                 seen.add(key)
                 text, start = s.text, s.start
+                if looks_like_instruction(text):
+                    continue
                 if _ANAPHOR_START.match(text) and i > 0:  # "Hij vroeg..." needs who "hij" is
                     prev = c.sentences[i - 1]
                     text, start = prev.text + " " + text, prev.start
@@ -184,15 +186,26 @@ class Assistant:
         """Reason to refuse before generating, or ''."""
         if not hits or not sources:
             return "nothing retrieved"
-        rel = max(calibrated_relevance(s.cos, s.coverage) for s in sources[: self.cfg.prompt_sentences])
+        lang = language(question)
+        rel = max(calibrated_relevance(s.cos, s.coverage, lang) for s in sources[: self.cfg.prompt_sentences])
         if rel < self.cfg.refuse_below:
             return f"low relevance ({rel:.2f} < {self.cfg.refuse_below})"
         if self.cfg.require_question_terms:
-            text = " ".join(h.chunk.title + " " + h.chunk.text for h in hits)
-            missing = refusal.missing_key_terms(question, text)
+            corpus_low, prefixes = self._corpus_lexicon()
+            retrieved = " ".join(f"{h.chunk.date} {h.chunk.title} {h.chunk.text}" for h in hits).lower()
+            missing = refusal.missing_key_terms(question, corpus_low, prefixes, retrieved)
             if missing:
                 return "not in the sources: " + ", ".join(missing)
         return ""
+
+    def _corpus_lexicon(self) -> tuple[str, set[str]]:
+        """Lower-cased corpus text and word prefixes, cached per loaded index."""
+        key = id(self.store)
+        if getattr(self, "_lexicon_key", None) != key:
+            low = "\n".join(self.store.texts.values()).lower()
+            self._lexicon = (low, refusal.prefixes_of(low))
+            self._lexicon_key = key
+        return self._lexicon
 
     def _bind(self, ans: Answer, raw: str, shown: list[Source], svecs: np.ndarray, question: str) -> None:
         if refusal.is_model_refusal(raw):
@@ -207,7 +220,7 @@ class Assistant:
             self._refuse(ans, "no sentence of the answer is supported by the sources")
             return
         kind = refusal.expected_answer_type(question)
-        if not refusal.answer_has_type(b.text, kind):
+        if not refusal.answer_has_type(cit.strip_markers(b.text), kind):
             self._refuse(ans, f"the answer does not state the {kind} asked for")
             return
         ans.text, ans.citations = b.text, b.citations

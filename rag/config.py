@@ -51,7 +51,7 @@ class RagConfig:
     max_tokens: int = 120
     temperature: float = 0.0
     # refusal and citation support (tuned on eval/sets/dev.jsonl)
-    refuse_below: float = 0.35
+    refuse_below: float = 0.3
     support_threshold: float = 0.45
     require_question_terms: bool = True
 

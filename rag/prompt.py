@@ -3,6 +3,7 @@ sources are individual sentences (not whole chunks) because prompt length is the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 SYSTEM_PROMPT = (
@@ -11,6 +12,18 @@ SYSTEM_PROMPT = (
     "vraag en zet na elke bewering het bronnummer, zoals [1]. Staat het antwoord niet in de bronnen, "
     "antwoord dan alleen: \"Dat staat niet in de bronnen.\" (Engelse vraag: \"The sources do not say.\")"
 )
+
+# Text inside a document that addresses the assistant ("negeer alle vorige instructies...") is
+# never shown to the model and never cited: documents are data, not instructions.
+INJECTION = re.compile(
+    r"\b(?:negeer|vergeet|ignore|disregard|forget)\b.{0,40}\b(?:instructies|instructions|regels|rules|opdrachten|prompt)\b|"
+    r"\b(?:system ?prompt|systeemprompt|you are now|je bent nu|jij bent nu)\b",
+    re.I)
+
+
+def looks_like_instruction(text: str) -> bool:
+    return bool(INJECTION.search(text))
+
 
 REFUSAL = {"nl": "Dat staat niet in de bronnen.", "en": "The sources do not say."}
 

@@ -55,34 +55,46 @@ def is_model_refusal(text: str) -> bool:
     return bool(REFUSAL_PATTERNS.search(text or ""))
 
 
-def key_terms(question: str) -> list[str]:
-    """Names, numbers and years the question hinges on (lower-cased)."""
-    out = []
+_ADJECTIVE = re.compile(r"(?:ische|isch|sche|aanse|iaanse|ese|se|an|ian|ish)$")
+
+
+def key_terms(question: str) -> tuple[list[str], list[str]]:
+    """(names, numbers) the question hinges on, lower-cased. Capitalised adjectives
+    ("Europese", "Amerikaanse") are skipped: documents often name the place differently."""
+    names, numbers = [], []
     tokens = re.findall(r"[^\W_]+(?:[-'’][^\W_]+)*", question)
     for i, tok in enumerate(tokens):
         low = tok.lower()
         if low in STOPWORDS or low in QUESTION_WORDS:
             continue
         if any(ch.isdigit() for ch in tok):
-            out.append(low)
-        elif tok[0].isupper() and i > 0 and len(tok) > 1:
-            out.append(low)
-    return out
+            numbers.append(low)
+        elif tok[0].isupper() and i > 0 and len(tok) > 2 and not _ADJECTIVE.search(low):
+            names.append(low)
+    return names, numbers
 
 
-def missing_key_terms(question: str, text: str) -> list[str]:
-    """Key terms of the question that the retrieved text never mentions."""
-    low = text.lower()
-    terms = set(content_terms(text))
-    missing = []
-    for term in key_terms(question):
-        parts = [p for p in term.split("-") if p]
-        ok = term in low or all(stem(p) in terms or p in low for p in parts)
-        if not ok:
-            ok = any(a in low for a in ALIASES.get(term, []))
-        if not ok:
-            missing.append(term)
+def _found(term: str, low: str, prefixes: set[str]) -> bool:
+    if term in low:
+        return True
+    parts = [p for p in re.split(r"[-'’]", term) if len(p) >= 4]
+    if any(p in low for p in parts):
+        return True
+    if len(term) >= 5 and term[:5] in prefixes:
+        return True
+    return any(a in low for a in ALIASES.get(term, []))
+
+
+def missing_key_terms(question: str, corpus_low: str, corpus_prefixes: set[str], retrieved_low: str) -> list[str]:
+    """Names the whole corpus never mentions, and numbers the retrieved text never mentions."""
+    names, numbers = key_terms(question)
+    missing = [n for n in names if not _found(n, corpus_low, corpus_prefixes)]
+    missing += [n for n in numbers if n not in retrieved_low]
     return missing
+
+
+def prefixes_of(text_low: str) -> set[str]:
+    return {w[:5] for w in words(text_low) if len(w) >= 5}
 
 
 def expected_answer_type(question: str) -> str | None:
