@@ -208,13 +208,17 @@ class Assistant:
         return self._lexicon
 
     def _bind(self, ans: Answer, raw: str, shown: list[Source], svecs: np.ndarray, question: str) -> None:
+        def do_bind():
+            return cit.bind(raw, shown, svecs, self.embedder.embed_queries, self.cfg.support_threshold,
+                            question=question, lang=ans.language)
+
         if refusal.is_model_refusal(raw):
-            b = cit.bind(raw, shown, svecs, self.embedder.embed_queries, self.cfg.support_threshold)
+            b = do_bind()
             # a refusal phrase plus genuinely supported content is still a refusal of the rest
             if not b.supported or refusal.is_model_refusal(raw.split(".")[0]):
                 self._refuse(ans, "the model found no answer in the sources")
                 return
-        b = cit.bind(raw, shown, svecs, self.embedder.embed_queries, self.cfg.support_threshold)
+        b = do_bind()
         ans.unsupported = b.unsupported
         if not b.supported:
             self._refuse(ans, "no sentence of the answer is supported by the sources")

@@ -246,6 +246,21 @@ def eval_cmd(set_path: Optional[str] = typer.Option(None, "--set", help="questio
 
 
 @app.command()
+@_guard
+def serve(host: str = typer.Option("127.0.0.1", "--host", help="bind address (localhost by default)"),
+          port: int = typer.Option(7860, "--port"),
+          index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
+          generator: Optional[str] = typer.Option(None, "--generator")):
+    """Start the chat UI (set RAG_UI_AUTH=user:password to require a login)."""
+    from ui.app import launch
+
+    cfg = _cfg(index, embedder=embedder, generator=generator)
+    _store(cfg, need_existing=False)
+    typer.echo(f"chat UI on http://{host}:{port}  (index {cfg.index_dir})")
+    launch(cfg, host=host, port=port)
+
+
+@app.command()
 def models(prepare: bool = typer.Option(False, "--prepare", help="convert/assemble missing models"),
            only: Optional[List[str]] = typer.Option(None, "--generator", help="limit --prepare to these generators"),
            json_out: bool = typer.Option(False, "--json")):

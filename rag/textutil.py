@@ -62,6 +62,7 @@ def stem(word: str) -> str:
 
 
 def content_terms(text: str) -> list[str]:
+    text = re.sub(r"(?<=\d)[.,](?=\d{3}\b)", "", text)  # 10.000 -> 10000 (one number, one term)
     """Stemmed content words (stopwords and 1-char tokens dropped); used by BM25 and support scores."""
     out = []
     for w in words(text):

@@ -1,0 +1,200 @@
+"""Gradio chat UI: streaming answers with clickable citations, a sources panel with the
+supporting span highlighted, and a documents tab for upload/removal. Uses the same public API
+(``Assistant``, ``ingest``) and config as the CLI."""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import gradio as gr
+
+from rag.assistant import Assistant
+from rag.config import RagConfig
+from rag.ingest import ingest, remove
+from rag.loaders import SUPPORTED
+from rag.types import Answer
+
+from .render import CSS, JS, answer_html, sources_html
+
+MAX_UPLOAD_MB = int(os.environ.get("RAG_MAX_UPLOAD_MB", "20"))
+EXAMPLES = [
+    "Wat keurden de ministers goed voor VN-vredeshandhaving?",
+    "Hoeveel landen steunen Rutte volgens de NOS?",
+    "Welke taken neemt de NAVO-missie in Irak over?",
+    "What did Germany pledge to Ukraine?",
+]
+
+
+class UIState:
+    """Shared per process: one assistant (models load once) and one write lock for the index."""
+
+    def __init__(self, cfg: RagConfig, assistant: Assistant | None = None):
+        self.cfg = cfg
+        self.assistant = assistant or Assistant(cfg)
+        self.write_lock = threading.Lock()
+        self.upload_dir = Path(cfg.index_dir) / "uploads"
+
+    # ---------- documents ----------
+    def doc_rows(self) -> list[list]:
+        st = self.assistant.store
+        return [[v["name"], v.get("title", ""), v.get("date", ""), v.get("n_chunks", 0)] for v in st.docs.values()]
+
+    def doc_names(self) -> list[str]:
+        return [v["name"] for v in self.assistant.store.docs.values()]
+
+    def add_files(self, paths: list[str], progress=None) -> str:
+        """Validate, copy into the index's upload folder and ingest; one line per file."""
+        lines, accepted = [], []
+        for p in paths or []:
+            src = Path(p)
+            name = src.name
+            ext = src.suffix.lower()
+            if ext not in SUPPORTED:
+                lines.append(f"❌ {html.escape(name)}: bestandstype {html.escape(ext or '(geen)')} wordt niet ondersteund "
+                             f"({', '.join(sorted(SUPPORTED))})")
+                continue
+            size = src.stat().st_size if src.exists() else 0
+            if size > MAX_UPLOAD_MB * 1024 * 1024:
+                lines.append(f"❌ {html.escape(name)}: te groot ({size / 1e6:.1f} MB > {MAX_UPLOAD_MB} MB)")
+                continue
+            accepted.append(src)
+        if accepted:
+            with self.write_lock:
+                self.upload_dir.mkdir(parents=True, exist_ok=True)
+                targets = []
+                for src in accepted:
+                    dst = self.upload_dir / src.name
+                    shutil.copyfile(src, dst)
+                    targets.append(dst)
+                done = [0]
+
+                def on_file(f: str, status: str):
+                    done[0] += 1
+                    if progress is not None:
+                        progress(done[0] / len(targets), desc=f"{Path(f).name}: {status}")
+
+                rep = ingest(targets, self.cfg, self.assistant.embedder, store=self.assistant.store,
+                             progress=False, on_file=on_file)
+                self.assistant.reload_store()
+            for f in rep.added + rep.updated:
+                lines.append(f"✅ {html.escape(Path(f).name)}: geïndexeerd")
+            for f in rep.skipped:
+                lines.append(f"➖ {html.escape(Path(f).name)}: ongewijzigd")
+            for f, reason in rep.errors:
+                Path(f).unlink(missing_ok=True)
+                lines.append(f"❌ {html.escape(Path(f).name)}: {html.escape(reason)}")
+        return "\n".join(f"- {x}" for x in lines) or "Geen bestanden gekozen."
+
+    def remove_doc(self, name: str) -> str:
+        if not name:
+            return "Kies eerst een document."
+        with self.write_lock:
+            removed, missing = remove([name], self.cfg, self.assistant.store)
+            self.assistant.reload_store()
+        if removed:
+            return f"🗑️ {html.escape(name)} verwijderd uit de index."
+        return f"❌ {html.escape(name)} staat niet in de index."
+
+
+def build_app(cfg: RagConfig, state: UIState | None = None) -> gr.Blocks:
+    state = state or UIState(cfg)
+
+    def respond(message: str, chat: list, conv: list, mode: str, k: int):
+        message = (message or "").strip()
+        if not message:
+            yield chat, conv, gr.update(), ""
+            return
+        chat = list(chat or []) + [{"role": "user", "content": html.escape(message)},
+                                   {"role": "assistant", "content": "…"}]
+        yield chat, conv, gr.update(), ""
+        partial, final = "", None
+        for part in state.assistant.ask_stream(message, history=conv or None, mode=mode, k=int(k)):
+            if isinstance(part, Answer):
+                final = part
+            else:
+                partial += part
+                chat[-1] = {"role": "assistant", "content": html.escape(partial) + " ▌"}
+                yield chat, conv, gr.update(), ""
+        chat[-1] = {"role": "assistant", "content": answer_html(final)}
+        conv = list(conv or []) + [
+            {"role": "user", "content": message, "standalone": final.standalone_question},
+            {"role": "assistant", "content": final.text}]
+        t = final.timings
+        info = (f"{final.mode} · eerste token {t['first_token_s']:.1f}s · " if "first_token_s" in t else f"{final.mode} · ")
+        info += f"totaal {t.get('total_s', 0):.1f}s"
+        yield chat, conv, sources_html(final, state.assistant.store.texts), info
+
+    def answer_api(question: str, mode: str = "generate", k: int = 5) -> dict:
+        """JSON answer for API clients: text, refused, citations with spans, timings."""
+        a = state.assistant.ask(question, mode=mode, k=int(k))
+        d = a.to_dict()
+        d["passages"] = [{"doc": p["doc"], "chunk_id": p["chunk_id"], "score": p["score"]} for p in d["passages"]]
+        return d
+
+    def clear():
+        return [], [], sources_html(None, {}), ""
+
+    def upload(files, progress=gr.Progress()):
+        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+        msg = state.add_files(paths, progress)
+        return msg, state.doc_rows(), gr.update(choices=state.doc_names(), value=None), None
+
+    def do_remove(name):
+        msg = state.remove_doc(name)
+        return msg, state.doc_rows(), gr.update(choices=state.doc_names(), value=None)
+
+    with gr.Blocks(title="ragnl — vragen over je documenten") as app:
+        gr.Markdown("## Vraag het je documenten\nAntwoorden met bronvermelding; staat het er niet in, dan zegt de "
+                    "assistent dat. Klik op een [n] om de bron te zien.")
+        with gr.Tab("Chat"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(label="Gesprek", height=460, elem_id="rag-chat")
+                    with gr.Row():
+                        box = gr.Textbox(placeholder="Stel een vraag…", show_label=False, scale=5,
+                                         elem_id="rag-question")
+                        send = gr.Button("Vraag", variant="primary", scale=1, elem_id="rag-send")
+                    with gr.Row():
+                        mode = gr.Radio(["generate", "extractive"], value=cfg.mode, label="Antwoordmodus")
+                        k = gr.Slider(1, 10, value=cfg.top_k, step=1, label="Aantal passages (top-k)")
+                        clear_btn = gr.Button("Nieuw gesprek", elem_id="rag-clear")
+                    info = gr.Markdown(elem_id="rag-info")
+                    gr.Examples(EXAMPLES, inputs=box)
+                with gr.Column(scale=2):
+                    gr.Markdown("### Bronnen")
+                    sources = gr.HTML(sources_html(None, {}), elem_id="rag-sources")
+            conv = gr.State([])
+            ev = dict(fn=respond, inputs=[box, chatbot, conv, mode, k], outputs=[chatbot, conv, sources, info])
+            send.click(**ev, api_name="chat").then(lambda: "", outputs=box)
+            box.submit(**ev, api_name=False).then(lambda: "", outputs=box)
+            clear_btn.click(clear, outputs=[chatbot, conv, sources, info], api_name=False)
+        with gr.Tab("Documenten"):
+            gr.Markdown(f"Upload .txt, .md, .html, .pdf of .docx (max {MAX_UPLOAD_MB} MB per bestand).")
+            files = gr.File(file_count="multiple", file_types=sorted(SUPPORTED), label="Bestanden",
+                            elem_id="rag-upload")
+            up_btn = gr.Button("Indexeer", variant="primary", elem_id="rag-ingest")
+            status = gr.Markdown(elem_id="rag-upload-status")
+            table = gr.Dataframe(value=state.doc_rows(), headers=["bestand", "titel", "datum", "chunks"],
+                                 interactive=False, elem_id="rag-docs")
+            with gr.Row():
+                pick = gr.Dropdown(choices=state.doc_names(), label="Document verwijderen", value=None)
+                rm_btn = gr.Button("Verwijder", variant="stop")
+            up_btn.click(upload, inputs=files, outputs=[status, table, pick, files], api_name="upload")
+            rm_btn.click(do_remove, inputs=pick, outputs=[status, table, pick], api_name="remove")
+        gr.api(answer_api, api_name="answer")
+    app.queue(default_concurrency_limit=4, max_size=128)
+    return app
+
+
+def launch(cfg: RagConfig, host: str = "127.0.0.1", port: int = 7860, **kw):
+    auth = None
+    if os.environ.get("RAG_UI_AUTH"):  # "user:password"
+        user, _, pw = os.environ["RAG_UI_AUTH"].partition(":")
+        auth = (user, pw)
+    app = build_app(cfg)
+    return app.launch(server_name=host, server_port=port, auth=auth, css=CSS, js=JS,
+                      max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=True, footer_links=[], **kw)
