@@ -9,6 +9,7 @@ import pytest
 
 pytestmark = pytest.mark.model
 
+XSS_NAME = "<img src=x onerror=alert(7)>.html"
 QUESTION = "Hoeveel landen steunen Rutte volgens de NOS?"
 
 
@@ -70,7 +71,7 @@ def test_browser_ask_click_citation_upload_and_xss(server, tmp_path, artifacts):
     (docs / "kluis.txt").write_text(
         "Het wachtwoord van de kluis is OKAPI-77. <script>window.__pwned = 1</script> "
         "<img src=x onerror=\"window.__pwned = 2\"> Dit document test of HTML inert blijft.", encoding="utf-8")
-    (docs / "<b>naam</b>.html").write_text(
+    (docs / XSS_NAME).write_text(
         "<html><body><p>De geheime vergadering is in Maastricht.</p><script>window.__pwned = 3</script>"
         "<img src=x onerror=\"window.__pwned = 4\"></body></html>", encoding="utf-8")
     dialogs = []
@@ -91,14 +92,14 @@ def test_browser_ask_click_citation_upload_and_xss(server, tmp_path, artifacts):
         page.screenshot(path=str(artifacts / "ui-answer.png"), full_page=True)
 
         page.get_by_role("tab", name="Documenten").click()
-        page.set_input_files("#rag-upload input[type=file]", [str(docs / "kluis.txt"), str(docs / "<b>naam</b>.html")])
+        page.set_input_files("#rag-upload input[type=file]", [str(docs / "kluis.txt"), str(docs / XSS_NAME)])
         page.click("#rag-ingest")
         page.wait_for_function("document.querySelector('#rag-upload-status') && "
                                "document.querySelector('#rag-upload-status').innerText.includes('kluis.txt')",
                                timeout=120_000)
         status = page.locator("#rag-upload-status").inner_text()
-        assert "kluis.txt: geïndexeerd" in status and "<b>naam</b>.html" in status
-        assert page.locator("#rag-upload-status b").count() == 0  # the file name was not rendered as HTML
+        assert "kluis.txt: geïndexeerd" in status and "onerror=alert(7)" in status  # shown as text
+        assert page.locator("#rag-upload-status img").count() == 0  # the file name was not rendered as HTML
 
         page.get_by_role("tab", name="Chat").click()
         page.get_by_label("extractive").check()
