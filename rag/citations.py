@@ -57,6 +57,36 @@ def new_information(claim: str, question: str) -> str:
     return " ".join(t for t in content_terms(claim) if t not in q)
 
 
+_NUM = re.compile(r"\d+(?:[.,]\d+)*")
+_NAME = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
+
+
+def _numbers(text: str) -> set[str]:
+    return {re.sub(r"[.,](?=\d{3}\b)", "", m) for m in _NUM.findall(text)}
+
+
+_STARTERS = {"bovendien", "daarnaast", "tevens", "verder", "ook", "ja", "nee", "however", "also", "yes", "according",
+             "furthermore", "additionally", "antwoord", "answer"}
+
+
+def unsupported_facts(claim: str, question: str, source_text: str) -> list[str]:
+    """Numbers and names the claim adds that the cited text never states. Small models
+    reuse numbers from elsewhere ("10.000 militairen"); such a sentence is not supported."""
+    from .refusal import ALIASES
+    from .textutil import STOPWORDS
+
+    src_low, q_low = source_text.lower(), question.lower()
+    missing = sorted(_numbers(claim) - _numbers(question) - _numbers(source_text))
+    for i, tok in enumerate(_NAME.findall(claim)):
+        low = tok.lower()
+        if not tok[0].isupper() or low in STOPWORDS or low in _STARTERS or low in q_low:
+            continue
+        if low in src_low or (len(low) >= 5 and low[:5] in src_low) or any(a in src_low for a in ALIASES.get(low, [])):
+            continue
+        missing.append(tok)
+    return missing
+
+
 @dataclass
 class BoundSentence:
     text: str
@@ -124,6 +154,13 @@ def bind(
             union = sources[order[0]].text + " " + sources[order[1]].text
             if lexical_support(added, union) >= max(threshold, 0.6):
                 chosen = order[:2]
+        if chosen:
+            cited = " ".join(sources[i].text for i in chosen)
+            if unsupported_facts(claim, question, cited):
+                # the fact may sit in another shown source: cite that one too, or reject the claim
+                extra = [i for i in order if i not in chosen and not unsupported_facts(
+                    claim, question, cited + " " + sources[i].text)]
+                chosen = chosen + extra[:1] if extra else []
         if chosen:
             supported.append(BoundSentence(claim, chosen, scores[best]))
         else:

@@ -171,3 +171,20 @@ def test_streaming_yields_tokens_then_answer(cfg, store, fake_embedder):
     d = parts[-1].to_dict()
     assert {"question", "answer", "refused", "citations", "passages", "timings"} <= set(d)
     assert {"n", "doc", "chunk_id", "start", "end", "quote"} <= set(d["citations"][0])
+
+
+def test_invented_numbers_and_names_are_not_supported():
+    from rag.citations import unsupported_facts
+
+    src = "Ministers stemden in met een uitbreiding van de NAVO-missie in Irak."
+    assert unsupported_facts("De missie in Irak telt 10.000 militairen.", "Hoeveel militairen?", src) == ["10000"]
+    assert unsupported_facts("Macron steunt de missie in Irak.", "Wie steunt de missie?", src) == ["Macron"]
+    assert unsupported_facts("De NAVO-missie in Irak wordt uitgebreid.", "Welke missie?", src) == []
+    assert unsupported_facts("Germany pledged 600 million.", "What did Germany pledge?",
+                             "Duitsland zegt 600 miljoen toe.") == []
+    sources = [_src(1, src), _src(2, "Vanuit de Britten komen 10.000 drones.", start=200)]
+    b = bind("De missie in Irak telt 10.000 militairen [1].", sources, None, None, question="Hoeveel militairen?")
+    # the number exists in another shown source, so it is cited too; a number found nowhere is rejected
+    assert b.citations and {c.start for c in b.citations} == {0, 200}
+    b = bind("De missie in Irak telt 7.500 militairen [1].", sources, None, None, question="Hoeveel militairen?")
+    assert b.supported == [] and b.unsupported
