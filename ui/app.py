@@ -190,11 +190,27 @@ def build_app(cfg: RagConfig, state: UIState | None = None) -> gr.Blocks:
     return app
 
 
+def warm_up(state: UIState) -> None:
+    """Load the generator and evaluate the fixed system prompt once, so the first user question
+    only pays for its own tokens (llama.cpp reuses the cached prefix)."""
+    try:
+        from rag.prompt import SYSTEM_PROMPT
+
+        gen = state.assistant.generator()
+        if gen is not None and state.cfg.mode == "generate":
+            gen.generate([{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Bronnen:"}],
+                         max_tokens=1)
+    except Exception:  # warming is an optimisation; errors surface on the first real question
+        pass
+
+
 def launch(cfg: RagConfig, host: str = "127.0.0.1", port: int = 7860, **kw):
     auth = None
     if os.environ.get("RAG_UI_AUTH"):  # "user:password"
         user, _, pw = os.environ["RAG_UI_AUTH"].partition(":")
         auth = (user, pw)
-    app = build_app(cfg)
+    state = UIState(cfg)
+    threading.Thread(target=warm_up, args=(state,), daemon=True).start()
+    app = build_app(cfg, state)
     return app.launch(server_name=host, server_port=port, auth=auth, css=CSS, js=JS,
                       max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=True, footer_links=[], **kw)

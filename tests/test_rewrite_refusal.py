@@ -1,0 +1,54 @@
+from rag import refusal
+from rag.rewrite import is_follow_up, standalone
+from rag.textutil import content_terms, language
+
+
+def test_follow_up_detection_and_standalone_query():
+    hist = [{"role": "user", "content": "Wat zei Stoltenberg over desinformatie?"}, {"role": "assistant", "content": "x"}]
+    assert is_follow_up("En wat zei hij daarover?")
+    assert is_follow_up("En Finland?")
+    assert not is_follow_up("Welke landen traden toe tot de NAVO volgens Biden?")
+    q, prev = standalone("Wat zei hij daarover?", hist)
+    assert q.startswith("Wat zei Stoltenberg over desinformatie?") and prev == hist[0]["content"]
+    assert standalone("Welke landen steunen Rutte volgens de NOS?", hist) == ("Welke landen steunen Rutte volgens de NOS?", "")
+    assert standalone("En Finland?", None) == ("En Finland?", "")
+
+
+def test_language_detection():
+    assert language("Wat keurden de ministers goed?") == "nl"
+    assert language("What did the ministers approve?") == "en"
+
+
+def test_model_refusal_phrases_are_detected_loosely():
+    for s in ["Dat staat niet in de bronnen.", "Het staat niet in de bronnen.", "De bronnen vermelden dit niet.",
+              "The sources do not say.", "This is not mentioned in the sources."]:
+        assert refusal.is_model_refusal(s), s
+    assert not refusal.is_model_refusal("28 van de 32 landen steunen Rutte.")
+
+
+def test_key_terms_skip_adjectives_and_question_words():
+    names, numbers = refusal.key_terms("Wat zei Macron in 2019 over de Europese NAVO-landen?")
+    assert names == ["macron", "navo-landen"] and numbers == ["2019"]
+
+
+def test_missing_key_terms_checks_names_in_corpus_and_numbers_in_retrieved_text():
+    corpus = "de navo-landen en rutte. in 2020 en 2024."
+    pre = refusal.prefixes_of(corpus)
+    assert refusal.missing_key_terms("Wat zei Macron over Rutte?", corpus, pre, corpus) == ["macron"]
+    assert refusal.missing_key_terms("Wat besloot de NATO in 2020?", corpus, pre, "navo 2020") == []
+    assert refusal.missing_key_terms("Wat besloot de NAVO in 2024?", corpus, pre, "navo 2020") == ["2024"]
+
+
+def test_expected_answer_types():
+    assert refusal.expected_answer_type("Hoeveel drones levert Frankrijk?") == "number"
+    assert refusal.expected_answer_type("When did they meet?") == "date"
+    assert refusal.expected_answer_type("Wie is de kandidaat?") == "person"
+    assert refusal.answer_has_type("Het zijn er 28.", "number") and not refusal.answer_has_type("Veel.", "number")
+    assert refusal.answer_has_type("Op 15 april.", "date") and refusal.answer_has_type("In juli.", "date")
+    assert refusal.answer_has_type("president Iohannis", "person")
+
+
+def test_content_terms_stem_and_join_thousands():
+    assert "10000" in content_terms("er komen 10.000 drones")
+    assert content_terms("ministers") == content_terms("minister")
+    assert content_terms("De NAVO-ministers")[1:] == ["navo"] + content_terms("ministers")  # compound parts too
