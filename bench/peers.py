@@ -35,7 +35,11 @@ def txtai_runs(data):
 
 def haystack_runs(data):
     from haystack import Document, Pipeline
-    from haystack.components.embedders import SentenceTransformersDocumentEmbedder, SentenceTransformersTextEmbedder
+    try:  # Haystack 3 moved these into the sentence-transformers-haystack integration
+        from haystack_integrations.components.embedders.sentence_transformers import (
+            SentenceTransformersDocumentEmbedder, SentenceTransformersTextEmbedder)
+    except ImportError:  # Haystack 2.x
+        from haystack.components.embedders import SentenceTransformersDocumentEmbedder, SentenceTransformersTextEmbedder
     from haystack.components.joiners import DocumentJoiner
     from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
     from haystack.document_stores.in_memory import InMemoryDocumentStore
@@ -86,7 +90,8 @@ def main(data_path: str) -> None:
     table = {name: score(data, r) for name, r in runs.items()}
     import importlib.metadata as md
 
-    versions = {p: md.version(p) for p in ("txtai", "haystack-ai", "sentence-transformers", "torch")}
+    versions = {p: md.version(p) for p in ("txtai", "haystack-ai", "sentence-transformers-haystack",
+                                           "sentence-transformers", "torch")}
     res = ROOT / "bench" / "results"
     res.mkdir(parents=True, exist_ok=True)
     (res / "peers.json").write_text(json.dumps({"versions": versions, "results": table}, indent=1), encoding="utf-8")

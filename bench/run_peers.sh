@@ -10,7 +10,7 @@ if [ ! -x bench/.venv-peers/bin/python ]; then
   python3 -m venv bench/.venv-peers
   bench/.venv-peers/bin/pip install -q -U pip
   bench/.venv-peers/bin/pip install -q "torch==2.13.0"
-  bench/.venv-peers/bin/pip install -q "txtai[ann]" haystack-ai sentence-transformers faiss-cpu numpy
+  bench/.venv-peers/bin/pip install -q "txtai[ann]" haystack-ai sentence-transformers-haystack sentence-transformers faiss-cpu numpy
 fi
 tmp=$(mktemp -d)
 .venv/bin/python bench/export_chunks.py "$SET" "$tmp/data.json"
