@@ -44,6 +44,8 @@ class Assistant:
         self.retriever = Retriever(cfg, self.store, embedder, reranker=reranker)
         self._generator = generator
         self.generator_error = ""
+        self._lexicon_key: int | None = None
+        self._lexicon: tuple[str, set[str]] = ("", set())
 
     # ---------- models ----------
     def generator(self):
@@ -201,24 +203,19 @@ class Assistant:
     def _corpus_lexicon(self) -> tuple[str, set[str]]:
         """Lower-cased corpus text and word prefixes, cached per loaded index."""
         key = id(self.store)
-        if getattr(self, "_lexicon_key", None) != key:
+        if self._lexicon_key != key:
             low = "\n".join(self.store.texts.values()).lower()
             self._lexicon = (low, refusal.prefixes_of(low))
             self._lexicon_key = key
         return self._lexicon
 
     def _bind(self, ans: Answer, raw: str, shown: list[Source], svecs: np.ndarray, question: str) -> None:
-        def do_bind():
-            return cit.bind(raw, shown, svecs, self.embedder.embed_queries, self.cfg.support_threshold,
-                            question=question, lang=ans.language)
-
-        if refusal.is_model_refusal(raw):
-            b = do_bind()
-            # a refusal phrase plus genuinely supported content is still a refusal of the rest
-            if not b.supported or refusal.is_model_refusal(raw.split(".")[0]):
-                self._refuse(ans, "the model found no answer in the sources")
-                return
-        b = do_bind()
+        b = cit.bind(raw, shown, svecs, self.embedder.embed_queries, self.cfg.support_threshold,
+                     question=question, lang=ans.language)
+        # a refusal phrase is final unless genuinely supported content comes before it
+        if refusal.is_model_refusal(raw) and (not b.supported or refusal.is_model_refusal(raw.split(".")[0])):
+            self._refuse(ans, "the model found no answer in the sources")
+            return
         ans.unsupported = b.unsupported
         if not b.supported:
             self._refuse(ans, "no sentence of the answer is supported by the sources")
