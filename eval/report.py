@@ -10,7 +10,9 @@ KEY_METRICS = ["retrieval.hit@1", "retrieval.hit@5", "retrieval.mrr@10", "retrie
                "citation.evidence_precision", "latency.p50_s", "latency.p95_s", "latency.first_token.p50_s"]
 
 
-def _fmt(v) -> str:
+def _fmt(v, key: str = "") -> str:
+    if key == "items":
+        return str(int(v))
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
@@ -36,7 +38,7 @@ def render_markdown(summary: dict, rows: list[dict]) -> str:
             "citation.precision", "citation.recall", "items"]
     out += ["| group | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for g, gm in summary["breakdown"].items():
-        out.append(f"| {g} | " + " | ".join(_fmt(gm[c]) if c in gm else "-" for c in cols) + " |")
+        out.append(f"| {g} | " + " | ".join(_fmt(gm[c], c) if c in gm else "-" for c in cols) + " |")
     out += ["", "## Items", "", "| id | type | verdict | question | answer |", "|---|---|---|---|---|"]
     for r in rows:
         a = (r.get("answer") or {}).get("answer", "")

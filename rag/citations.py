@@ -182,7 +182,7 @@ def _render(supported: list[BoundSentence], unsupported: list[str], sources: Seq
                                           title=s.title, date=s.date, start=s.start, end=s.end, quote=s.text,
                                           score=round(bs.score, 4)))
             marks.append(f"[{numbering[si]}]")
-        text = bs.text
+        text = re.sub(r"\s*[,;:]$", "", bs.text)  # a cited clause ends at the marker, not at a comma
         m = re.search(r"[.!?…]+[\"'”’»)]*$", text)
         if m:
             text = text[: m.start()] + " " + "".join(marks) + text[m.start():]

@@ -35,7 +35,8 @@ def sources_html(ans: Answer | None, texts: dict[str, str]) -> str:
         return '<div class="rag-sources-empty">Bronnen verschijnen hier na een antwoord.</div>'
     e = html.escape
     if ans.refused or not ans.citations:
-        items = "".join(f"<li>{e(h.chunk.doc)} — {e(h.chunk.text[:160])}…</li>" for h in ans.passages[:3])
+        items = "".join(f"<li>{e(h.chunk.doc)} (relevantie {h.relevance:.2f}) — {e(h.chunk.text[:160])}…</li>"
+                        for h in ans.passages[:3])
         reason = e(ans.refusal_reason or "")
         return (f'<div class="rag-sources-empty">Geen bron ondersteunt een antwoord ({reason}).'
                 + (f"<div>Dichtstbijzijnde passages (niet gebruikt):<ul>{items}</ul></div>" if items else "")
