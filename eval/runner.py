@@ -186,10 +186,10 @@ def write(summary: dict, results: list[ItemResult], out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
-    with open(out / "items.jsonl", "w", encoding="utf-8") as f:
-        for r in results:
-            f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
     rows = [r.to_dict() for r in results]
+    with open(out / "items.jsonl", "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
     (out / "report.md").write_text(render_markdown(summary, rows), encoding="utf-8")
     (out / "report.html").write_text(render_html(summary, rows), encoding="utf-8")
 

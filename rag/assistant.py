@@ -20,6 +20,7 @@ import numpy as np
 from . import citations as cit
 from . import refusal
 from .config import RagConfig
+from .ingest import open_store
 from .models import ModelMissingError
 from .prompt import REFUSAL, Source, build_messages, looks_like_instruction
 from .retriever import Retriever, calibrated_relevance, term_coverage
@@ -40,7 +41,7 @@ class Assistant:
 
             embedder = get_embedder(cfg)
         self.embedder = embedder
-        self.store = store if store is not None else IndexStore.open(cfg.index_dir, embedder.id, embedder.dim)
+        self.store = store if store is not None else open_store(cfg, embedder)
         self.retriever = Retriever(cfg, self.store, embedder, reranker=reranker)
         self._generator = generator
         self.generator_error = ""
@@ -60,7 +61,7 @@ class Assistant:
         return self._generator
 
     def reload_store(self) -> None:
-        self.store = IndexStore.open(self.cfg.index_dir, self.embedder.id, self.embedder.dim)
+        self.store = open_store(self.cfg, self.embedder)
         self.retriever.store = self.store
 
     # ---------- public API ----------

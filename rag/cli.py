@@ -50,10 +50,10 @@ def _guard(fn):
 
 def _store(cfg: RagConfig, need_existing: bool = True):
     from .embedder import get_embedder
-    from .store import IndexStore
+    from .ingest import open_store
 
     emb = get_embedder(cfg)
-    store = IndexStore.open(cfg.index_dir, embedder_id=emb.id, dim=emb.dim)
+    store = open_store(cfg, emb)
     if need_existing and not store.exists:
         _fail(f"no index at {cfg.index_dir}; run: rag ingest seeds/ (or pass --index DIR)")
     return emb, store
