@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from eval.dataset import load_set  # noqa: E402
-from rag.assistant import Assistant  # noqa: E402
+from rag import Assistant  # noqa: E402
 from rag.config import RagConfig  # noqa: E402
 from rag.ingest import passage_text  # noqa: E402
 from rag.models import embedder_path  # noqa: E402

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from eval import metrics as M  # noqa: E402
 from eval.dataset import load_set  # noqa: E402
-from rag.assistant import Assistant  # noqa: E402
+from rag import Assistant  # noqa: E402
 from rag.config import RagConfig  # noqa: E402
 from rag.retriever import RETRIEVERS  # noqa: E402
 

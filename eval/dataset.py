@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TYPES = {"fact", "number", "date", "person", "list", "multi_doc", "english", "unanswerable"}
+SPLITS = {"", "tune", "test"}
 
 
 class DatasetError(ValueError):
@@ -24,6 +25,9 @@ class EvalItem:
     type: str = "fact"
     follows: str | None = None
     paraphrase: bool = False
+    split: str = ""  # "tune" (may be tuned on) or "test" (judged on only)
+    lang: str = "nl"
+    note: str = ""
 
     @property
     def answerable(self) -> bool:
@@ -49,9 +53,14 @@ def load_set(path: str | Path) -> list[EvalItem]:
         typ = d.get("type", "fact")
         if typ not in TYPES:
             raise DatasetError(f"{p}:{n}: unknown type '{typ}' (one of {', '.join(sorted(TYPES))})")
+        split = d.get("split", "")
+        if split not in SPLITS:
+            raise DatasetError(f"{p}:{n}: unknown split '{split}' (tune or test)")
+        lang = d.get("lang") or ("en" if typ == "english" else "nl")
         items.append(EvalItem(id=d["id"], question=d["question"], answer=d.get("answer", ""), must_include=must,
                               sources=list(d.get("sources", [])), evidence=list(d.get("evidence", [])), type=typ,
-                              follows=d.get("follows"), paraphrase=bool(d.get("paraphrase", False))))
+                              follows=d.get("follows"), paraphrase=bool(d.get("paraphrase", False)), split=split,
+                              lang=lang, note=d.get("note", "")))
     ids = [i.id for i in items]
     dup = {i for i in ids if ids.count(i) > 1}
     if dup:

@@ -9,14 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from rag.textutil import content_terms
-
-
-def lexical_coverage(claim: str, evidence: str) -> float:
-    c = set(content_terms(claim))
-    if not c:
-        return 0.0
-    return len(c & set(content_terms(evidence))) / len(c)
+from rag.text import term_coverage as lexical_coverage
 
 
 class LexicalJudge:

@@ -13,11 +13,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from rag.answer.binding import marker_numbers, strip_markers
+from rag.text import MONTHS
+
 Judge = Callable[[str, str], bool]  # (claim, evidence) -> supported?
 
-_MARK = re.compile(r"\s*\[\d+\]")
-_INVENTED = re.compile(r"\d|\b(?:januari|februari|maart|april|mei|juni|juli|augustus|september|oktober|november|"
-                       r"december|january|february|march|june|july|august|october)\b", re.I)
+_INVENTED = re.compile(r"\d|\b(?:" + "|".join(sorted(MONTHS)) + r")\b", re.I)
 
 
 def norm(s: str) -> str:
@@ -50,23 +51,21 @@ def relevant_flags(chunk_texts: Sequence[str], evidence: Sequence[str]) -> list[
 
 
 def retrieval_scores(chunk_texts: Sequence[str], evidence: Sequence[str], ks=(1, 3, 5, 10)) -> dict[str, float]:
-    flags = relevant_flags(chunk_texts[:10], evidence)
+    """hit@k for each k, and MRR and nDCG at the deepest k (one gain per evidence string)."""
+    depth = max(ks)
+    flags = relevant_flags(chunk_texts[:depth], evidence)
     rel = [r for r, _ in flags]
     out = {f"hit@{k}": float(any(rel[:k])) for k in ks}
     first = next((i for i, r in enumerate(rel) if r), None)
-    out["mrr@10"] = 0.0 if first is None else 1.0 / (first + 1)
+    out[f"mrr@{depth}"] = 0.0 if first is None else 1.0 / (first + 1)
     dcg = sum((1.0 if g else 0.0) / math.log2(i + 2) for i, (_, g) in enumerate(flags))
-    idcg = sum(1.0 / math.log2(i + 2) for i in range(min(len(evidence), 10)))
-    out["ndcg@10"] = dcg / idcg if idcg else 0.0
+    idcg = sum(1.0 / math.log2(i + 2) for i in range(min(len(evidence), depth)))
+    out[f"ndcg@{depth}"] = dcg / idcg if idcg else 0.0
     return out
 
 
 def all_sources_retrieved(retrieved_docs: Sequence[str], sources: Sequence[str], k: int) -> float:
     return float(set(sources) <= set(retrieved_docs[:k]))
-
-
-def strip_markers(text: str) -> str:
-    return _MARK.sub("", text)
 
 
 def is_correct(answer_text: str, refused: bool, must_include: Sequence[Sequence[str]]) -> bool:
@@ -85,11 +84,11 @@ def refusal_ok(answer_text: str, refused: bool) -> bool:
 
 def split_cited_sentences(text: str) -> list[tuple[str, list[int]]]:
     """Answer sentences with the citation numbers each carries."""
-    from rag.sentences import split
+    from rag.ingest.sentences import split
 
     out = []
     for s in split(text):
-        nums = [int(n) for n in re.findall(r"\[(\d+)\]", s)]
+        nums = marker_numbers(s)
         claim = strip_markers(s).strip()
         if claim:
             out.append((claim, nums))
@@ -133,14 +132,3 @@ def evidence_spans(file_text: str, evidence: Sequence[str]) -> list[tuple[int, i
             spans.append((start, start + len(ev)))
             start = file_text.find(ev, start + 1)
     return spans
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": 0.0, "p95": 0.0, "mean": 0.0}
-    v = np.asarray(values, dtype=float)
-    return {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)), "mean": float(v.mean())}
-
-
-def mean(values: Sequence[float]) -> float:
-    return float(np.mean(values)) if len(values) else 0.0

@@ -5,9 +5,23 @@ from __future__ import annotations
 import html
 from typing import Sequence
 
-KEY_METRICS = ["retrieval.hit@1", "retrieval.hit@5", "retrieval.mrr@10", "retrieval.ndcg@10", "answer.correct",
-               "refusal.accuracy", "refusal.false_rate", "citation.precision", "citation.recall",
-               "citation.evidence_precision", "latency.p50_s", "latency.p95_s", "latency.first_token.p50_s"]
+
+
+def registered(summary: dict, headline_only: bool = False) -> list[str]:
+    """Metric names in registry order (as recorded in results.json) that this run has values for."""
+    m = summary["metrics"]
+    return [r["name"] for r in summary.get("registry", []) if r["name"] in m and (r["headline"] or not headline_only)]
+
+
+def headline(summary: dict) -> list[str]:
+    """One line per headline metric, with per-split values when the set has splits."""
+    splits = summary.get("splits") or {}
+    lines = []
+    for key in registered(summary, headline_only=True):
+        star = " *" if key == summary.get("primary") else ""
+        per = "".join(f"  {s} {v[key]:.3f}" for s, v in splits.items() if key in v)
+        lines.append(f"{key:32s} {summary['metrics'][key]:.3f}{per}{star}")
+    return lines
 
 
 def _fmt(v, key: str = "") -> str:
@@ -31,11 +45,13 @@ def render_markdown(summary: dict, rows: list[dict]) -> str:
            f"mode **{summary['mode']}**, k={summary['k']}, generator {summary.get('generator') or '-'}, "
            f"judge `{summary['judge']}`, {int(m.get('items', 0))} items in {summary['seconds']} s"
            + (" (interrupted)" if summary.get("interrupted") else ""), "",
-           "| metric | value |", "|---|---:|"]
-    out += [f"| {k} | {_fmt(m[k])} |" for k in KEY_METRICS if k in m]
+           f"primary metric: **{summary.get('primary', '')}**", ""]
+    splits = summary.get("splits") or {}
+    out += ["| metric | all | " + " | ".join(splits) + " |", "|---|---:|" + "---:|" * len(splits)]
+    out += [f"| {k} | {_fmt(m[k])} | " + " | ".join(_fmt(v[k]) if k in v else "-" for v in splits.values()) + " |"
+            for k in registered(summary)]
     out += ["", "## Breakdown", ""]
-    cols = ["retrieval.hit@5", "retrieval.mrr@10", "answer.correct", "refusal.accuracy", "refusal.false_rate",
-            "citation.precision", "citation.recall", "items"]
+    cols = [k for k in registered(summary, headline_only=True) if not k.startswith("latency.")] + ["items"]
     out += ["| group | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for g, gm in summary["breakdown"].items():
         out.append(f"| {g} | " + " | ".join(_fmt(gm[c], c) if c in gm else "-" for c in cols) + " |")
@@ -103,7 +119,11 @@ def render_html(summary: dict, rows: list[dict]) -> str:
     lat = [r["answer"]["timings"].get("total_s", 0.0) for r in rows if r.get("answer")]
     charts.append(_histogram("latency per question (total)", lat))
     e = html.escape
-    metric_rows = "".join(f"<tr><td>{e(k)}</td><td>{_fmt(m[k])}</td></tr>" for k in KEY_METRICS if k in m)
+    splits = summary.get("splits") or {}
+    metric_rows = "".join(f"<tr><td>{e(k)}</td><td>{_fmt(m[k])}</td>"
+                          + "".join(f"<td>{_fmt(v[k]) if k in v else '-'}</td>" for v in splits.values()) + "</tr>"
+                          for k in registered(summary))
+    split_heads = "".join(f"<th>{e(s)}</th>" for s in splits)
     item_rows = []
     for r in rows:
         a = r.get("answer") or {}
@@ -119,7 +139,8 @@ td,th{{border:1px solid #ddd;padding:4px 8px;vertical-align:top;font-size:13px}}
 <p>mode <b>{e(summary['mode'])}</b>, k={summary['k']}, generator {e(str(summary.get('generator') or '-'))},
 judge <code>{e(summary['judge'])}</code>, {int(m.get('items', 0))} items in {summary['seconds']} s
 {'(interrupted)' if summary.get('interrupted') else ''}</p>
-<table><tr><th>metric</th><th>value</th></tr>{metric_rows}</table>
+<p>primary metric: <b>{e(str(summary.get('primary', '')))}</b></p>
+<table><tr><th>metric</th><th>all</th>{split_heads}</tr>{metric_rows}</table>
 {''.join(f'<div>{c}</div>' for c in charts)}
 <h2>Items</h2><table><tr><th>id</th><th>type</th><th>verdict</th><th>question</th><th>answer</th></tr>
 {''.join(item_rows)}</table></body></html>

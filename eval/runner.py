@@ -1,4 +1,5 @@
-"""`rag eval`: run a question set through the same public API the CLI and UI use, and score it."""
+"""`rag eval`: run a question set through the same public API the CLI and UI use, and score it with the
+registered metrics (``eval.registry``), overall and per split."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.assistant import Assistant
-from rag.config import RagConfig
-from rag.types import Answer
+from rag import Answer, Assistant
 
 from . import metrics as M
+from . import registry as R
 from .dataset import EvalItem, conversation_order, load_set
 
 
@@ -23,30 +23,29 @@ class ItemResult:
     answer: dict | None = None
     verdict: dict = field(default_factory=dict)
 
+    def scored(self) -> R.Scored:
+        it = self.item
+        return R.Scored(type=it.type, split=it.split, answerable=it.answerable, paraphrase=it.paraphrase,
+                        follow_up=bool(it.follows), lang=it.lang, retrieval=self.retrieval, verdict=self.verdict,
+                        timings=(self.answer or {}).get("timings", {}))
+
     def to_dict(self) -> dict:
         it = self.item
-        return {"id": it.id, "type": it.type, "question": it.question, "paraphrase": it.paraphrase,
-                "follows": it.follows, "reference": it.answer, "retrieval": self.retrieval,
-                "retrieved": self.retrieved, "answer": self.answer, "verdict": self.verdict}
+        return {"id": it.id, "type": it.type, "split": it.split, "question": it.question,
+                "paraphrase": it.paraphrase, "follows": it.follows, "reference": it.answer,
+                "retrieval": self.retrieval, "retrieved": self.retrieved, "answer": self.answer,
+                "verdict": self.verdict}
 
 
-def _file_texts(store) -> dict[str, str]:
-    """Raw text per document file name (the offsets of citations point into these)."""
-    out = {}
-    for info in store.docs.values():
-        out[info["name"]] = store.texts.get(info["doc_id"], "")
-    return out
-
-
-def evaluate_item(item: EvalItem, ans: Answer | None, hits, judge, files: dict[str, str], k: int) -> ItemResult:
+def evaluate_item(item: EvalItem, ans: Answer | None, hits, judge, files: dict[str, str],
+                  ks=(1, 3, 5, 10)) -> ItemResult:
     res = ItemResult(item)
     res.retrieved = [{"rank": h.rank, "doc": h.chunk.doc, "chunk_id": h.chunk.chunk_id, "score": round(h.score, 5),
                       "relevance": h.relevance, "text": h.chunk.text} for h in hits]
     if item.answerable and item.evidence:
-        res.retrieval = M.retrieval_scores([h.chunk.text for h in hits], item.evidence)
+        res.retrieval = M.retrieval_scores([h.chunk.text for h in hits], item.evidence, ks)
         docs = [h.chunk.doc for h in hits]
-        res.retrieval["sources@5"] = M.all_sources_retrieved(docs, item.sources, 5)
-        res.retrieval["sources@10"] = M.all_sources_retrieved(docs, item.sources, 10)
+        res.retrieval[f"sources@{max(ks)}"] = M.all_sources_retrieved(docs, item.sources, max(ks))
     if ans is None:
         return res
     res.answer = ans.to_dict()
@@ -72,70 +71,50 @@ def evaluate_item(item: EvalItem, ans: Answer | None, hits, judge, files: dict[s
     return res
 
 
-def aggregate(results: list[ItemResult]) -> dict[str, float]:
-    m: dict[str, float] = {"items": float(len(results))}
-    ret = [r.retrieval for r in results if r.retrieval]
-    for key in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "ndcg@10"):
-        if ret:
-            m[f"retrieval.{key}"] = M.mean([r[key] for r in ret])
-    multi = [r.retrieval for r in results if r.retrieval and r.item.type == "multi_doc"]
-    if multi:
-        m["retrieval.multi_doc.all_sources@5"] = M.mean([r["sources@5"] for r in multi])
-        m["retrieval.multi_doc.all_sources@10"] = M.mean([r["sources@10"] for r in multi])
-    answered = [r for r in results if r.verdict]
-    if not answered:
-        return m
-    ans = [r for r in answered if r.item.answerable]
-    una = [r for r in answered if not r.item.answerable]
-    if ans:
-        m["answer.correct"] = M.mean([r.verdict["correct"] for r in ans])
-        m["refusal.false_rate"] = M.mean([r.verdict["false_refusal"] for r in ans])
-    if una:
-        m["refusal.accuracy"] = M.mean([r.verdict["refusal_ok"] for r in una])
-    cits = [r.verdict["citation"] for r in answered if "citation" in r.verdict]
-    n_sent = sum(c["sentences"] for c in cits)
-    n_cit = sum(c["citations"] for c in cits)
-    m["citation.recall"] = sum(c["supported"] for c in cits) / n_sent if n_sent else 0.0
-    m["citation.precision"] = sum(c["precise"] for c in cits) / n_cit if n_cit else 0.0
-    ev = [r.verdict["evidence_precision"] for r in answered if "evidence_precision" in r.verdict]
-    if ev:
-        m["citation.evidence_precision"] = M.mean(ev)
-    lat = [r.answer["timings"] for r in answered if r.answer]
-    total = M.percentiles([t.get("total_s", 0.0) for t in lat])
-    m["latency.p50_s"], m["latency.p95_s"] = total["p50"], total["p95"]
-    stages = sorted({k for t in lat for k in t if k.endswith("_s") and k != "total_s"})
-    for st in stages:
-        p = M.percentiles([t[st] for t in lat if st in t])
-        name = st[:-2]
-        m[f"latency.{name}.p50_s"], m[f"latency.{name}.p95_s"] = p["p50"], p["p95"]
-    return m
+def aggregate(results: list[ItemResult], registry: list[R.Metric] | None = None) -> dict[str, float]:
+    return R.compute(registry or R.metrics(), [r.scored() for r in results])
 
 
-def breakdowns(results: list[ItemResult]) -> dict[str, dict[str, float]]:
+def breakdowns(results: list[ItemResult], registry: list[R.Metric] | None = None) -> dict[str, dict[str, float]]:
+    registry = [m for m in (registry or R.metrics()) if m.group != "latency" or m.name == "latency.p50_s"]
     groups: dict[str, list[ItemResult]] = {}
     for r in results:
         groups.setdefault(f"type:{r.item.type}", []).append(r)
+        if r.item.split:
+            groups.setdefault(f"split:{r.item.split}", []).append(r)
         if r.item.paraphrase:
             groups.setdefault("paraphrase", []).append(r)
         if r.item.follows:
             groups.setdefault("follow_up", []).append(r)
-    return {g: {k: v for k, v in aggregate(rs).items() if not k.startswith("latency.") or k == "latency.p50_s"}
-            for g, rs in sorted(groups.items())}
+        if r.item.lang == "en":
+            groups.setdefault("lang:en", []).append(r)
+    return {g: aggregate(rs, registry) for g, rs in sorted(groups.items())}
 
 
-def run(set_path: str | Path, cfg: RagConfig, out_dir: str | Path, mode: str | None = None,
-        retrieval_only: bool = False, k: int | None = None, judge=None, assistant: Assistant | None = None,
-        progress: bool = True) -> dict:
-    """Run every item (follow-ups right after their parent, with its history); Ctrl-C keeps what finished."""
+def _file_texts(assistant: Assistant) -> dict[str, str]:
+    """Raw text per document file name (the offsets of citations point into these)."""
+    return {d.name: assistant.document_text(d.doc_id) for d in assistant.documents()}
+
+
+def run(set_path: str | Path, assistant: Assistant, out_dir: str | Path, mode: str | None = None,
+        retrieval_only: bool = False, k: int | None = None, ks=(1, 3, 5, 10), split: str | None = None,
+        judge=None, progress: bool = True) -> dict:
+    """Run every item (follow-ups right after their parent, with its history) through the public API;
+    retrieval is scored on the passages the answer call itself retrieved. Ctrl-C keeps what finished."""
     items = conversation_order(load_set(set_path))
-    assistant = assistant or Assistant(cfg)
+    if split:
+        items = [it for it in items if it.split == split]
+    cfg = assistant.cfg
     if judge is None:
         from .judge import LexicalE5Judge
 
         judge = LexicalE5Judge(assistant.embedder)
     mode = mode or cfg.mode
-    files = _file_texts(assistant.store)
+    files = _file_texts(assistant)
     k = k or cfg.top_k
+    ks = tuple(sorted(set(ks)))
+    depth = max(ks)
+    registry = R.metrics(ks)
     results: list[ItemResult] = []
     histories: dict[str, list[dict]] = {}
     interrupted = False
@@ -148,19 +127,16 @@ def run(set_path: str | Path, cfg: RagConfig, out_dir: str | Path, mode: str | N
     try:
         for it in items:
             history = histories.get(it.follows, []) if it.follows else []
-            query = it.question
-            if history:
-                from rag.rewrite import standalone
-
-                query, _ = standalone(it.question, history)
-            hits = assistant.retriever.search(query, k=max(10, k))
             ans = None
-            if not retrieval_only:
-                ans = assistant.ask(it.question, history=history or None, mode=mode, k=k)
+            if retrieval_only:
+                hits = assistant.search(it.question, k=depth, history=history or None)
+            else:
+                ans = assistant.ask(it.question, history=history or None, mode=mode, k=k, depth=depth)
+                hits = ans.passages
                 histories[it.id] = history + [
                     {"role": "user", "content": it.question, "standalone": ans.standalone_question},
                     {"role": "assistant", "content": ans.text}]
-            results.append(evaluate_item(it, ans, hits, judge, files, k))
+            results.append(evaluate_item(it, ans, hits, judge, files, ks))
             if bar:
                 bar.update(1)
     except KeyboardInterrupt:
@@ -168,13 +144,19 @@ def run(set_path: str | Path, cfg: RagConfig, out_dir: str | Path, mode: str | N
     finally:
         if bar:
             bar.close()
-    metrics = aggregate(results)
+    splits = sorted({r.item.split for r in results if r.item.split})
     out = {
-        "set": str(set_path), "mode": "retrieval-only" if retrieval_only else mode, "k": k,
+        "set": str(set_path), "mode": "retrieval-only" if retrieval_only else mode, "k": k, "ks": list(ks),
+        "split": split or "all",
+        "primary": R.PRIMARY_RETRIEVAL_ONLY if retrieval_only else R.PRIMARY,
         "judge": getattr(judge, "name", type(judge).__name__), "config": cfg.to_dict(),
         "generator": cfg.generator if mode == "generate" and not retrieval_only else None,
         "interrupted": interrupted, "seconds": round(time.perf_counter() - t0, 2),
-        "metrics": metrics, "breakdown": breakdowns(results),
+        "metrics": aggregate(results, registry),
+        "splits": {s: aggregate([r for r in results if r.item.split == s], registry) for s in splits},
+        "breakdown": breakdowns(results, registry),
+        "registry": [{"name": m.name, "group": m.group, "headline": m.headline,
+                      "higher_is_better": m.higher_is_better, "description": m.description} for m in registry],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     write(out, results, Path(out_dir))

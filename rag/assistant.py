@@ -1,124 +1,194 @@
-"""The public answering API used by the CLI, the UI and the eval runner.
+"""The one public API: everything the CLI, the UI, the OpenAI-style API and the eval runner need.
 
+    from rag import Assistant, RagConfig
     a = Assistant(RagConfig.from_env())
+    a.ingest(["seeds/"])                       # add or update files (atomic snapshot switch)
     answer = a.ask("Wat keurden de ministers goed voor VN-vredeshandhaving?")
-    for part in a.ask_stream(question, history):   # str tokens, then the final Answer
+    for event in a.ask_stream(question, history):   # Token(...)…, then Final(answer)
         ...
 
-Flow: follow-up rewrite -> hybrid retrieval -> best sentences -> refusal gate -> generator
-(or extractive) -> citation binding and verification -> answer-type check.
+Answering runs typed stages, each in its own module:
+  follow-up rewrite (retrieve.rewrite) -> retrieve (retrieve.retriever) -> select evidence
+  (answer.evidence) -> policy before generation (answer.policy) -> generate (answer.generate) or
+  quote (extractive) -> bind and verify citations (answer.binding) -> policy after generation.
+A question is answered from one store snapshot from start to end, even while an ingest switches
+the assistant to a newer one.
 """
 
 from __future__ import annotations
 
-import re
+import threading
 import time
-from typing import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
 
-import numpy as np
+from .answer import binding, evidence
+from .answer.policy import Decision, RefusalPolicy
+from .answer.prompt import REFUSAL, SYSTEM_PROMPT, build_messages
+from .config import MODES, ConfigError, RagConfig
+from .modelprep.prepare import ModelMissingError
+from .retrieve.retriever import Reranker, Retriever
+from .retrieve.rewrite import standalone
+from .stores.base import Store
+from .stores.factory import open_store
+from .text import language
+from .types import Answer, DocInfo, Final, Hit, StreamEvent, Token
 
-from . import citations as cit
-from . import refusal
-from .config import RagConfig
-from .ingest import open_store
-from .models import ModelMissingError
-from .prompt import REFUSAL, Source, build_messages, looks_like_instruction
-from .retriever import Retriever, calibrated_relevance, term_coverage
-from .rewrite import standalone
-from .store import IndexStore
-from .textutil import language
-from .types import Answer, Hit
 
-_ANAPHOR_START = re.compile(r"^(?:Hij|Zij|Ze|Dit|Deze|Dat|Daarom|Daarbij|Die|He|She|They|This|It)\b")
+@dataclass(frozen=True)
+class _View:
+    """One store snapshot and the retriever over it; swapped as a whole."""
+
+    store: Store
+    retriever: Retriever
 
 
 class Assistant:
-    def __init__(self, cfg: RagConfig, store: IndexStore | None = None, embedder=None, generator=None,
-                 reranker=None):
+    def __init__(self, cfg: RagConfig, store: Store | None = None, embedder=None, generator=None,
+                 reranker: Reranker | None = None):
         self.cfg = cfg
         if embedder is None:
-            from .embedder import get_embedder
+            from .stores.embedder import get_embedder
 
             embedder = get_embedder(cfg)
         self.embedder = embedder
-        self.store = store if store is not None else open_store(cfg, embedder)
-        self.retriever = Retriever(cfg, self.store, embedder, reranker=reranker)
+        self.policy = RefusalPolicy(cfg)
+        self._reranker = reranker
+        self._view = self._make_view(store if store is not None else open_store(cfg, embedder.id, embedder.dim))
         self._generator = generator
         self.generator_error = ""
-        self._lexicon_key: int | None = None
-        self._lexicon: tuple[str, set[str]] = ("", set())
+        self._write_lock = threading.Lock()
+
+    def _make_view(self, store: Store) -> _View:
+        return _View(store, Retriever(self.cfg, store, self.embedder, reranker=self._reranker))
+
+    @property
+    def store(self) -> Store:
+        return self._view.store
+
+    def reload(self) -> None:
+        """Switch to the newest committed snapshot (e.g. after another process ingested)."""
+        self._view = self._make_view(open_store(self.cfg, self.embedder.id, self.embedder.dim))
 
     # ---------- models ----------
     def generator(self):
         """The configured generator, or None (then answers fall back to extractive mode)."""
         if self._generator is None and not self.generator_error:
             try:
-                from .generator import get_generator
+                from .answer.generate import get_generator
 
                 self._generator = get_generator(self.cfg)
             except ModelMissingError as e:
                 self.generator_error = str(e)
         return self._generator
 
-    def reload_store(self) -> None:
-        self.store = open_store(self.cfg, self.embedder)
-        self.retriever.store = self.store
+    def warm_up(self) -> None:
+        """Load the models and evaluate the fixed system prompt once, so the first question only
+        pays for its own tokens (llama.cpp reuses the cached prefix)."""
+        self.embedder.embed_queries(["warm-up"])
+        gen = self.generator() if self.cfg.mode == "generate" else None
+        if gen is not None:
+            gen.generate([{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Bronnen:"}],
+                         max_tokens=1)
 
-    # ---------- public API ----------
+    # ---------- documents ----------
+    def documents(self) -> list[DocInfo]:
+        return self.store.chunks.documents()
+
+    def document_text(self, doc_id: str) -> str:
+        return self.store.chunks.document_text(doc_id)
+
+    def info(self) -> dict:
+        return self.store.info()
+
+    def ingest(self, paths: list[str | Path], progress: bool = False,
+               on_file: Callable[[str, str], None] | None = None, force: bool = False):
+        """Add or update files; the assistant switches to the new snapshot when it is committed."""
+        from .ingest.pipeline import ingest
+
+        with self._write_lock:
+            report = ingest(paths, self.cfg, self.embedder, self.store.writer(), progress=progress,
+                            on_file=on_file, force=force)
+            self.reload()
+        return report
+
+    def remove(self, names: list[str]) -> tuple[list[str], list[str]]:
+        """Remove documents by path, file name or doc id; returns (removed paths, not found)."""
+        from .ingest.pipeline import remove
+
+        with self._write_lock:
+            out = remove(names, self.store.writer())
+            self.reload()
+        return out
+
+    # ---------- retrieval ----------
+    def search(self, query: str, k: int | None = None, retriever: str | None = None,
+               history: list[dict] | None = None) -> list[Hit]:
+        """The best passages with calibrated relevance; a follow-up is resolved against ``history``."""
+        query, _ = standalone(query, history)
+        hits = self._view.retriever.search(query, k=k or self.cfg.top_k, retriever=retriever)
+        return self.policy.annotate(query, hits)
+
+    # ---------- answering ----------
     def ask(self, question: str, history: list[dict] | None = None, mode: str | None = None,
-            k: int | None = None) -> Answer:
+            k: int | None = None, depth: int | None = None) -> Answer:
         final = None
-        for part in self.ask_stream(question, history, mode, k):
-            if isinstance(part, Answer):
-                final = part
+        for event in self.ask_stream(question, history, mode, k, depth):
+            if isinstance(event, Final):
+                final = event.answer
         assert final is not None
         return final
 
     def ask_stream(self, question: str, history: list[dict] | None = None, mode: str | None = None,
-                   k: int | None = None) -> Iterator[str | Answer]:
+                   k: int | None = None, depth: int | None = None) -> Iterator[StreamEvent]:
+        """Stream ``Token`` events while the model writes, then one ``Final`` with the verified answer.
+        ``k`` passages feed the answer; ``depth`` (>= k) passages are retrieved and returned in
+        ``Answer.passages`` (the eval runner scores retrieval on them)."""
+        mode = mode or self.cfg.mode
+        if mode not in MODES:
+            raise ConfigError(f"mode (RAG_MODE): '{mode}' is not one of {', '.join(MODES)}")
+        k = k or self.cfg.top_k
+        view = self._view  # one snapshot for the whole question
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        mode = mode or self.cfg.mode
         question = (question or "").strip()
         lang = language(question)
         query, previous = standalone(question, history)
         ans = Answer(question=question, text="", mode=mode, language=lang, standalone_question=query)
         if not question:
-            ans.text, ans.refused, ans.refusal_reason = REFUSAL[lang], True, "empty question"
-            yield ans
+            yield Final(self._refused(ans, Decision.refusal("empty question"), timings, t0))
             return
 
         t = time.perf_counter()
         qvec = self.embedder.embed_queries([query])[0]
         timings["embed_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        hits = self.retriever.search(query, k=k or self.cfg.top_k, qvec=qvec)
+        hits = view.retriever.search(query, k=max(k, depth or 0), qvec=qvec)
+        self.policy.annotate(query, hits)
+        ans.passages = hits
+        hits = hits[:k]
         timings["retrieve_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        sources, svecs = self.select_sources(query, hits, qvec)
+        ev = evidence.select(query, qvec, hits, self.embedder)
         timings["select_s"] = time.perf_counter() - t
-        ans.passages = hits
 
-        reason = self.gate(query if previous else question, hits, sources)
-        if reason:
-            self._refuse(ans, reason)
-            ans.timings = self._finish(timings, t0)
-            yield ans
+        decision = self.policy.before(query if previous else question, hits, ev.sources, view.store.keywords)
+        if decision.refuse:
+            yield Final(self._refused(ans, decision, timings, t0))
             return
 
         gen = self.generator() if mode == "generate" else None
-        if mode == "generate" and gen is None:
-            mode = ans.mode = "extractive"  # automatic fallback: no generator available
-        if mode == "extractive":
+        if gen is None:
+            ans.mode = "extractive"  # chosen, or the automatic fallback when no generator is installed
             t = time.perf_counter()
-            b = cit.extractive(sources, self.cfg.extractive_sentences)
+            b = binding.extractive(ev.sources, self.cfg.extractive_sentences)
             ans.text, ans.citations, ans.raw_answer = b.text, b.citations, b.text
             timings["answer_s"] = time.perf_counter() - t
-            ans.timings = self._finish(timings, t0)
-            yield ans
+            yield Final(self._done(ans, timings, t0))
             return
 
-        shown = self.prompt_sources(sources)
+        shown = ev.shown(self.cfg)
         messages = build_messages(question, shown, lang, previous)
         t = time.perf_counter()
         parts: list[str] = []
@@ -126,114 +196,29 @@ class Assistant:
             if not parts:
                 timings["first_token_s"] = time.perf_counter() - t0
             parts.append(delta)
-            yield delta
+            yield Token(delta)
         raw = "".join(parts).strip()
         timings["generate_s"] = time.perf_counter() - t
         ans.raw_answer = raw
         t = time.perf_counter()
-        self._bind(ans, raw, shown, svecs[: len(shown)], question)
+        b = binding.bind(raw, shown, ev.vectors[: len(shown)], self.embedder.embed_queries,
+                         self.cfg.support_threshold, question=question, lang=lang, calib=self.cfg.calib)
+        decision = self.policy.after(question, raw, b)
         timings["cite_s"] = time.perf_counter() - t
-        ans.timings = self._finish(timings, t0)
-        yield ans
-
-    # ---------- stages ----------
-    def select_sources(self, query: str, hits: list[Hit], qvec: np.ndarray) -> tuple[list[Source], np.ndarray]:
-        """Score every sentence of the retrieved chunks; return them best first, numbered."""
-        seen = set()
-        cands = []
-        for h in hits:
-            c = h.chunk
-            for i, s in enumerate(c.sentences):
-                key = (c.doc_id, s.start)
-                if key in seen:
-                    continue
-                seen.add(key)
-                text, start = s.text, s.start
-                if looks_like_instruction(text):
-                    continue
-                if _ANAPHOR_START.match(text) and i > 0:  # "Hij vroeg..." needs who "hij" is
-                    prev = c.sentences[i - 1]
-                    text, start = prev.text + " " + text, prev.start
-                cands.append((h, text, start, s.end))
-        if not cands:
-            return [], np.zeros((0, 1), dtype=np.float32)
-        vecs = self.embedder.embed_passages([x[1] for x in cands])
-        cos = vecs @ qvec
-        scored = []
-        for (h, text, start, end), cs, v in zip(cands, cos, vecs):
-            cov = term_coverage(query, text)
-            score = float(cs) + 0.1 * cov
-            scored.append((score, h, text, start, end, v, float(cs), cov))
-        scored.sort(key=lambda x: -x[0])
-        sources, out_vecs = [], []
-        for n, (score, h, text, start, end, v, cs, cov) in enumerate(scored, 1):
-            c = h.chunk
-            sources.append(Source(n=n, text=text, doc=c.doc, doc_id=c.doc_id, chunk_id=c.chunk_id, title=c.title,
-                                  date=c.date, start=start, end=end, score=score, cos=cs, coverage=cov))
-            out_vecs.append(v)
-        return sources, np.stack(out_vecs)
-
-    def prompt_sources(self, sources: list[Source]) -> list[Source]:
-        """The few best sentences, within a character budget: prompt length is the latency."""
-        shown: list[Source] = []
-        used = 0
-        best = sources[0].score if sources else 0.0
-        for s in sources[: self.cfg.prompt_sentences]:
-            if shown and (used + len(s.text) > self.cfg.prompt_chars or s.score < best - self.cfg.prompt_margin):
-                break
-            shown.append(s)
-            used += len(s.text)
-        return shown
-
-    def gate(self, question: str, hits: list[Hit], sources: list[Source]) -> str:
-        """Reason to refuse before generating, or ''."""
-        if not hits or not sources:
-            return "nothing retrieved"
-        lang = language(question)
-        rel = max(calibrated_relevance(s.cos, s.coverage, lang) for s in sources[: self.cfg.prompt_sentences])
-        if rel < self.cfg.refuse_below:
-            return f"low relevance ({rel:.2f} < {self.cfg.refuse_below})"
-        if self.cfg.require_question_terms:
-            corpus_low, prefixes = self._corpus_lexicon()
-            retrieved = " ".join(f"{h.chunk.date} {h.chunk.title} {h.chunk.text}" for h in hits).lower()
-            missing = refusal.missing_key_terms(question, corpus_low, prefixes, retrieved)
-            if missing:
-                return "not in the sources: " + ", ".join(missing)
-        return ""
-
-    def _corpus_lexicon(self) -> tuple[str, set[str]]:
-        """Lower-cased corpus text and word prefixes, cached per loaded index."""
-        key = id(self.store)
-        if self._lexicon_key != key:
-            low = "\n".join(self.store.texts.values()).lower()
-            self._lexicon = (low, refusal.prefixes_of(low))
-            self._lexicon_key = key
-        return self._lexicon
-
-    def _bind(self, ans: Answer, raw: str, shown: list[Source], svecs: np.ndarray, question: str) -> None:
-        b = cit.bind(raw, shown, svecs, self.embedder.embed_queries, self.cfg.support_threshold,
-                     question=question, lang=ans.language)
-        # a refusal phrase is final unless genuinely supported content comes before it
-        if refusal.is_model_refusal(raw) and (not b.supported or refusal.is_model_refusal(raw.split(".")[0])):
-            self._refuse(ans, "the model found no answer in the sources")
-            return
         ans.unsupported = b.unsupported
-        if not b.supported:
-            self._refuse(ans, "no sentence of the answer is supported by the sources")
-            return
-        kind = refusal.expected_answer_type(question)
-        if not refusal.answer_has_type(cit.strip_markers(b.text), kind):
-            self._refuse(ans, f"the answer does not state the {kind} asked for")
+        if decision.refuse:
+            yield Final(self._refused(ans, decision, timings, t0))
             return
         ans.text, ans.citations = b.text, b.citations
-
-    def _refuse(self, ans: Answer, reason: str) -> None:
-        ans.refused = True
-        ans.refusal_reason = reason
-        ans.text = REFUSAL[ans.language]
-        ans.citations = []
+        yield Final(self._done(ans, timings, t0))
 
     @staticmethod
-    def _finish(timings: dict[str, float], t0: float) -> dict[str, float]:
+    def _done(ans: Answer, timings: dict[str, float], t0: float) -> Answer:
         timings["total_s"] = time.perf_counter() - t0
-        return timings
+        ans.timings = timings
+        return ans
+
+    def _refused(self, ans: Answer, decision: Decision, timings: dict[str, float], t0: float) -> Answer:
+        ans.refused, ans.refusal_reason = True, decision.reason
+        ans.text, ans.citations = REFUSAL[ans.language], []
+        return self._done(ans, timings, t0)

@@ -86,22 +86,51 @@ class Hit:
 
 
 @dataclass
-class Citation:
-    """A marker ``[n]`` in an answer and the exact supporting span in a source document."""
+class DocInfo:
+    """What the index knows about one document (the text itself is fetched by ``doc_id``)."""
 
-    n: int
-    doc: str
+    path: str
     doc_id: str
-    chunk_id: str
-    title: str
-    date: str
-    start: int
-    end: int
-    quote: str
-    score: float = 0.0
+    name: str
+    title: str = ""
+    date: str = ""
+    sha256: str = ""
+    n_chunks: int = 0
+    chars: int = 0
+    added: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class Citation:
+    """A located sentence (or clause) of a document used as evidence.
+
+    The answer stages number the evidence they show the model ``[n]``; when an answer sentence rests
+    on one, it is cited under a new ``n`` (order of appearance). ``start``/``end`` point into the
+    document's raw text, and ``quote`` is the cleaned text of that span. ``cos`` (embedder cosine to
+    the question) and ``coverage`` (share of question terms present) are the signals it was ranked by.
+    """
+
+    n: int
+    quote: str
+    doc: str
+    doc_id: str
+    chunk_id: str
+    title: str = ""
+    date: str = ""
+    start: int = 0
+    end: int = 0
+    score: float = 0.0
+    cos: float = 0.0
+    coverage: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("score", "cos", "coverage"):
+            d[k] = round(float(d[k]), 4)
+        return d
 
 
 @dataclass
@@ -134,3 +163,20 @@ class Answer:
             "passages": [h.to_dict() for h in self.passages],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
+
+
+@dataclass(frozen=True)
+class Token:
+    """A streamed piece of the answer as the model writes it (before citations are bound)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Final:
+    """The last stream event: the finished, verified answer."""
+
+    answer: Answer
+
+
+StreamEvent = Token | Final

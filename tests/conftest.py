@@ -34,8 +34,8 @@ def real_cfg(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def real_embedder(real_cfg):
-    from rag.embedder import get_embedder
-    from rag.models import ModelMissingError
+    from rag.stores.embedder import get_embedder
+    from rag.modelprep.prepare import ModelMissingError
 
     try:
         return get_embedder(real_cfg)
@@ -46,14 +46,27 @@ def real_embedder(real_cfg):
 @pytest.fixture(scope="session")
 def seeded_store(real_cfg, real_embedder, tmp_path_factory):
     """The bundled seeds ingested once with the real embedder."""
-    from rag.ingest import ingest
-    from rag.store import IndexStore
+    from rag.ingest.pipeline import ingest
+    from rag.stores.factory import open_store
 
     seeds = tmp_path_factory.mktemp("seeds")
     for f in SEEDS.iterdir():
         shutil.copy(f, seeds / f.name)
     ingest([seeds], real_cfg, real_embedder, progress=False)
-    return IndexStore.open(real_cfg.index_dir, real_embedder.id, real_embedder.dim)
+    return open_store(real_cfg, real_embedder.id, real_embedder.dim)
+
+
+def chunks_of(store):
+    """Every chunk of a store, via the chunk-store seam."""
+    return [c for d in store.chunks.documents() for c in _doc_chunks(store, d)]
+
+
+def _doc_chunks(store, d):
+    out, n = [], 0
+    while (c := store.chunks.chunk(f"{d.doc_id}-{n:04d}")) is not None:
+        out.append(c)
+        n += 1
+    return out
 
 
 @pytest.fixture(scope="session")

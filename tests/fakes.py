@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from rag.textutil import content_terms
+from rag.text import content_terms
 
 
 class FakeEmbedder:

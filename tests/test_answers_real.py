@@ -8,7 +8,7 @@ pytestmark = pytest.mark.model
 
 @pytest.fixture(scope="module")
 def assistant(seeded_store, real_cfg, real_embedder):
-    from rag.assistant import Assistant
+    from rag import Assistant
 
     return Assistant(real_cfg, store=seeded_store, embedder=real_embedder)
 
@@ -25,7 +25,7 @@ def test_answer_holds_fact_and_citation_span_contains_it(assistant, seeded_store
     assert not ans.refused, ans.refusal_reason
     assert fact.lower() in ans.text.lower()
     assert ans.citations and "[1]" in ans.text
-    spans = [seeded_store.texts[c.doc_id][c.start:c.end] for c in ans.citations]
+    spans = [seeded_store.chunks.document_text(c.doc_id)[c.start:c.end] for c in ans.citations]
     assert all(s == c.quote for s, c in zip(spans, ans.citations))
     assert any(fact.lower() in s.lower() for s in spans)
     assert ans.timings["first_token_s"] > 0
@@ -46,7 +46,7 @@ def test_extractive_mode_with_real_models(assistant, seeded_store):
     ans = assistant.ask("Hoeveel drones komen er vanuit de Britten?", mode="extractive")
     assert not ans.refused and ans.mode == "extractive"
     assert "10.000 drones" in ans.text
-    assert any("10.000 drones" in seeded_store.texts[c.doc_id][c.start:c.end] for c in ans.citations)
+    assert any("10.000 drones" in seeded_store.chunks.document_text(c.doc_id)[c.start:c.end] for c in ans.citations)
 
 
 def test_follow_up_in_a_conversation(assistant):

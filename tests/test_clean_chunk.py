@@ -1,7 +1,7 @@
-from rag import sentences
-from rag.chunker import ChunkerConfig, chunk_document
-from rag.clean import clean, normalize_space
-from rag.loaders import load
+from rag.ingest import sentences
+from rag.ingest.chunker import ChunkerConfig, chunk_document
+from rag.ingest.clean import clean, normalize_space
+from rag.ingest.loaders import load
 from rag.types import Document
 from tests.conftest import SEEDS
 

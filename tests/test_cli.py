@@ -5,14 +5,14 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from rag import cli
+from cli import main as cli
 
 
 @pytest.fixture
 def runner(monkeypatch, fake_embedder):
-    import rag.embedder
+    import rag.stores.embedder
 
-    monkeypatch.setattr(rag.embedder, "get_embedder", lambda cfg: fake_embedder)
+    monkeypatch.setattr(rag.stores.embedder, "get_embedder", lambda cfg: fake_embedder)
     return CliRunner()
 
 

@@ -74,9 +74,30 @@ def test_evidence_spans_and_overlap():
     assert M.spans_overlap((2, 5), (0, 3)) and not M.spans_overlap((3, 5), (0, 3))
 
 
-def test_percentiles():
-    p = M.percentiles([1.0, 2.0, 3.0, 4.0])
-    assert p["p50"] == pytest.approx(2.5) and p["p95"] == pytest.approx(3.85)
+def test_registry_aggregates_hand_computed():
+    from eval import registry as R
+
+    assert R.p50([1.0, 2.0, 3.0, 4.0]) == pytest.approx(2.5) and R.p95([1.0, 2.0, 3.0, 4.0]) == pytest.approx(3.85)
+    assert R.ratio([(1, 2), (3, 4)]) == pytest.approx(4 / 6)
+    items = [R.Scored("number", "tune", True, retrieval={"hit@1": 1.0, "mrr@10": 1.0},
+                      verdict={"correct": True, "false_refusal": False,
+                               "citation": {"sentences": 2, "supported": 1, "citations": 2, "precise": 2}},
+                      timings={"total_s": 2.0}),
+             R.Scored("fact", "test", True, retrieval={"hit@1": 0.0, "mrr@10": 0.5},
+                      verdict={"correct": False, "false_refusal": True}, timings={"total_s": 4.0}),
+             R.Scored("unanswerable", "test", False, verdict={"refusal_ok": True}, timings={"total_s": 1.0})]
+    m = R.compute(R.metrics((1, 10)), items)
+    assert m["items"] == 3 and m["retrieval.hit@1"] == 0.5 and m["retrieval.mrr@10"] == 0.75
+    assert m["answer.correct"] == 0.5 and m["refusal.false_rate"] == 0.5 and m["refusal.accuracy"] == 1.0
+    assert m["citation.recall"] == 0.5 and m["citation.precision"] == 1.0 and m["latency.p50_s"] == 2.0
+    assert "retrieval.hit@5" not in m  # only the registered cut-offs
+
+
+def test_every_metric_is_registered_once():
+    from eval import registry as R
+
+    names = [m.name for m in R.metrics((1, 3, 5, 10, 20))]
+    assert len(names) == len(set(names)) and "retrieval.mrr@20" in names and R.PRIMARY in names
 
 
 def test_dataset_validation(tmp_path):
@@ -120,8 +141,8 @@ def test_dev_set_is_well_formed_and_evidence_occurs_in_sources():
 def test_runner_end_to_end_with_fakes(tmp_path, cfg, fake_embedder):
     """The whole runner on a tiny set with fake models: files written, metrics present, compare works."""
     from eval.runner import compare, run
-    from rag.assistant import Assistant
-    from rag.ingest import ingest
+    from rag import Assistant
+    from rag.ingest.pipeline import ingest
     from tests.fakes import ScriptedGenerator
 
     d = tmp_path / "docs"
@@ -139,7 +160,7 @@ def test_runner_end_to_end_with_fakes(tmp_path, cfg, fake_embedder):
     c = cfg.with_overrides(refuse_below=0.0)
     gen = ScriptedGenerator(["28 van de 32 landen steunen Rutte [1].", "Dat staat niet in de bronnen."])
     a = Assistant(c, embedder=fake_embedder, generator=gen)
-    out = run(qs, c, tmp_path / "run", mode="generate", assistant=a, judge=LexicalJudge(), progress=False)
+    out = run(qs, a, tmp_path / "run", mode="generate", judge=LexicalJudge(), progress=False)
     m = out["metrics"]
     assert m["answer.correct"] == 1.0 and m["refusal.accuracy"] == 1.0 and m["refusal.false_rate"] == 0.0
     assert m["retrieval.hit@1"] == 1.0 and m["citation.recall"] == 1.0 and m["citation.precision"] == 1.0
@@ -148,7 +169,7 @@ def test_runner_end_to_end_with_fakes(tmp_path, cfg, fake_embedder):
         assert (tmp_path / "run" / f).exists()
     assert "<svg" in (tmp_path / "run" / "report.html").read_text()
     gen2 = ScriptedGenerator(["Rutte wint.", "Dat staat niet in de bronnen."])
-    run(qs, c, tmp_path / "run2", mode="generate", assistant=Assistant(c, embedder=fake_embedder, generator=gen2),
+    run(qs, Assistant(c, embedder=fake_embedder, generator=gen2), tmp_path / "run2", mode="generate",
         judge=LexicalJudge(), progress=False)
     diff = compare(tmp_path / "run", tmp_path / "run2")
     assert "answer.correct" in diff and "`q1` True -> False" in diff

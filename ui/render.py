@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Callable
 
 from rag.types import Answer
 
@@ -28,7 +29,7 @@ def _highlight(raw: str, start: int, end: int, lo: int, hi: int) -> str:
     return (e(raw[lo:start]) + f'<mark class="rag-hl">{e(raw[start:end])}</mark>' + e(raw[end:hi]))
 
 
-def sources_html(ans: Answer | None, texts: dict[str, str]) -> str:
+def sources_html(ans: Answer | None, document_text: Callable[[str], str] | None = None) -> str:
     """One card per citation: title, date, file, the supporting span highlighted in its context,
     and the whole document (highlighted) behind a toggle."""
     if ans is None:
@@ -43,7 +44,7 @@ def sources_html(ans: Answer | None, texts: dict[str, str]) -> str:
                 + "</div>")
     cards = []
     for c in ans.citations:
-        raw = texts.get(c.doc_id, "")
+        raw = document_text(c.doc_id) if document_text else ""
         if raw and 0 <= c.start < c.end <= len(raw):
             lo, hi = max(0, c.start - CONTEXT_CHARS), min(len(raw), c.end + CONTEXT_CHARS)
             ctx = ("…" if lo > 0 else "") + _highlight(raw, c.start, c.end, lo, hi) + ("…" if hi < len(raw) else "")

@@ -1,4 +1,5 @@
-"""Word-level helpers shared by BM25, citation support and refusal: tokenising, stemming, language."""
+"""Word-level helpers shared by BM25, retrieval, citation support, refusal and the eval judge:
+tokenising, stemming, stop words, month and number words, term coverage, language."""
 
 from __future__ import annotations
 
@@ -37,6 +38,34 @@ may might must about into over under than then so such also only any all some ea
 
 STOPWORDS = DUTCH_STOP | ENGLISH_STOP
 
+MONTHS = {"januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
+          "november", "december", "january", "february", "march", "may", "june", "july", "august", "october"}
+DATE_WORDS = MONTHS | {"maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag", "monday",
+                       "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "jaar", "year", "dag",
+                       "day", "week"}
+NUMBER_WORDS = {
+    "een", "twee", "drie", "vier", "vijf", "zes", "zeven", "acht", "negen", "tien", "elf", "twaalf", "twintig",
+    "dertig", "honderd", "duizend", "miljoen", "miljard", "dertigste", "eerste", "tweede", "derde",
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twenty", "thirty", "hundred",
+    "thousand", "million", "billion", "first", "second", "third", "thirtieth",
+}
+
+# English names of places and organisations that Dutch text writes differently (key-term and
+# invented-name checks).
+ALIASES = {
+    "nato": ["navo"], "un": ["vn"], "eu": ["eu", "europese unie"], "ukraine": ["oekraïne"], "russia": ["rusland"],
+    "netherlands": ["nederland"], "dutch": ["nederland"], "germany": ["duitsland"], "france": ["frankrijk"],
+    "sweden": ["zweden"], "turkey": ["turkije"], "iraq": ["irak"], "georgia": ["georgië"],
+    "australia": ["australië"], "korea": ["korea"], "britain": ["brit"], "british": ["brit"],
+    "american": ["amerika"], "us": ["vs", "verenigde staten"], "usa": ["vs", "verenigde staten"],
+    "united": ["verenigde"], "states": ["staten"], "hungary": ["hongarije"], "romania": ["roemenië"],
+    "slovakia": ["slowakije"], "syria": ["syrië"], "brussels": ["brussel"], "the hague": ["den haag"],
+    "moscow": ["moskou"], "kyiv": ["kiev"], "kiev": ["kiev"], "north": ["noord"], "macedonia": ["macedonië"],
+    "finnish": ["finland"], "swedish": ["zweden"], "german": ["duitsland", "duits"], "french": ["frankrijk", "frans"],
+    "covid": ["covid"], "secretary": ["secretaris"], "general": ["generaal"], "april": ["april"],
+    "february": ["februari"], "march": ["maart"], "july": ["juli"], "june": ["juni"], "may": ["mei"],
+}
+
 _NL_MARKERS = {"de", "het", "een", "en", "van", "wat", "wie", "welke", "waar", "wanneer", "hoeveel",
                "hoe", "waarom", "is", "zijn", "niet", "op", "voor", "met", "dat", "die", "er", "ook",
                "werd", "heeft", "zei", "naar", "bij", "over", "om", "zich", "uit", "aan", "tot"}
@@ -62,8 +91,8 @@ def stem(word: str) -> str:
 
 
 def content_terms(text: str) -> list[str]:
-    text = re.sub(r"(?<=\d)[.,](?=\d{3}\b)", "", text)  # 10.000 -> 10000 (one number, one term)
     """Stemmed content words (stopwords and 1-char tokens dropped); used by BM25 and support scores."""
+    text = re.sub(r"(?<=\d)[.,](?=\d{3}\b)", "", text)  # 10.000 -> 10000 (one number, one term)
     out = []
     for w in words(text):
         if w in STOPWORDS or (len(w) < 2 and not w.isdigit()):
@@ -72,6 +101,14 @@ def content_terms(text: str) -> list[str]:
         if "-" in w:  # "NAVO-ministers" also matches "ministers"
             out.extend(stem(p) for p in w.split("-") if len(p) > 1 and p not in STOPWORDS)
     return out
+
+
+def term_coverage(query: str, text: str) -> float:
+    """Share of ``query``'s content terms (stemmed) that occur in ``text``; 0 when it has none."""
+    q = set(content_terms(query))
+    if not q:
+        return 0.0
+    return len(q & set(content_terms(text))) / len(q)
 
 
 def language(text: str) -> str:

@@ -1,4 +1,6 @@
-"""The ``rag`` command line: the thin entry point that ties the stages, the UI and the eval runner."""
+"""The ``rag`` command line: a thin front end over ``rag.Assistant`` (plus the UI and the eval runner).
+
+It lives outside ``rag/`` so the library never depends on its own front ends."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import typer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from .config import RagConfig  # noqa: E402
+from rag.config import RagConfig  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Grounded question answering over your Dutch documents, offline.")
@@ -34,29 +36,27 @@ def _guard(fn):
     """Turn known failures into one clear line instead of a traceback."""
     import functools
 
-    from .loaders import LoadError
-    from .models import ModelMissingError
-    from .store import IndexError_
+    from rag.ingest.loaders import LoadError
+    from rag.modelprep.prepare import ModelMissingError
+    from rag.stores.base import StoreError
 
     @functools.wraps(fn)
     def wrapper(*a, **kw):
         try:
             return fn(*a, **kw)
-        except (ModelMissingError, IndexError_, LoadError, ValueError, FileNotFoundError) as e:
+        except (ModelMissingError, StoreError, LoadError, ValueError, FileNotFoundError) as e:
             _fail(str(e))
 
     return wrapper
 
 
-def _store(cfg: RagConfig, need_existing: bool = True):
-    from .embedder import get_embedder
-    from .ingest import open_store
+def _assistant(cfg: RagConfig, need_existing: bool = True):
+    from rag import Assistant
 
-    emb = get_embedder(cfg)
-    store = open_store(cfg, emb)
-    if need_existing and not store.exists:
+    a = Assistant(cfg)
+    if need_existing and not a.store.exists:
         _fail(f"no index at {cfg.index_dir}; run: rag ingest seeds/ (or pass --index DIR)")
-    return emb, store
+    return a
 
 
 @app.command()
@@ -66,17 +66,15 @@ def ingest(paths: List[str] = typer.Argument(..., help="files or folders"),
            force: bool = typer.Option(False, help="re-index unchanged files too"),
            json_out: bool = typer.Option(False, "--json")):
     """Add or update documents (txt, md, html, pdf, docx) in the index."""
-    from .ingest import ingest as run_ingest
-
     cfg = _cfg(index, embedder=embedder)
-    emb, store = _store(cfg, need_existing=False)
+    assistant = _assistant(cfg, need_existing=False)
 
     def on_file(f: str, status: str):
         if not json_out:
             color = typer.colors.RED if status.startswith("error") else None
             typer.secho(f"  {status:10s} {f}", fg=color, err=status.startswith("error"))
 
-    rep = run_ingest(paths, cfg, emb, store=store, progress=not json_out, on_file=on_file, force=force)
+    rep = assistant.ingest(paths, progress=not json_out, on_file=on_file, force=force)
     if json_out:
         typer.echo(json.dumps(rep.to_dict(), ensure_ascii=False, indent=1))
     else:
@@ -92,11 +90,8 @@ def ingest(paths: List[str] = typer.Argument(..., help="files or folders"),
 def remove(files: List[str] = typer.Argument(..., help="file path, file name or doc id"),
            index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt):
     """Remove documents from the index."""
-    from .ingest import remove as run_remove
-
     cfg = _cfg(index, embedder=embedder)
-    _, store = _store(cfg)
-    removed, missing = run_remove(files, cfg, store)
+    removed, missing = _assistant(cfg).remove(files)
     for r in removed:
         typer.echo(f"  removed {r}")
     for m in missing:
@@ -112,11 +107,8 @@ def search(question: str, k: int = typer.Option(5, "-k", help="number of passage
            index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
            json_out: bool = typer.Option(False, "--json")):
     """Show the best passages for a question with file, score and character offsets."""
-    from .retriever import Retriever
-
     cfg = _cfg(index, embedder=embedder)
-    emb, store = _store(cfg)
-    hits = Retriever(cfg, store, emb).search(question, k=k, retriever=retriever)
+    hits = _assistant(cfg).search(question, k=k, retriever=retriever)
     if json_out:
         typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1))
         return
@@ -135,18 +127,16 @@ def info(index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
          json_out: bool = typer.Option(False, "--json")):
     """Show what the index holds."""
     cfg = _cfg(index, embedder=embedder)
-    _, store = _store(cfg)
-    m = store.manifest
-    data = {"index": str(Path(cfg.index_dir).resolve()), "embedder": m.get("embedder"), "dim": m.get("dim"),
-            "faiss": m.get("faiss"), "documents": len(store.docs), "chunks": len(store.chunks),
-            "updated": m.get("updated"),
-            "docs": [{"name": v["name"], "title": v["title"], "date": v["date"], "chunks": v["n_chunks"],
-                      "path": p} for p, v in store.docs.items()]}
+    a = _assistant(cfg)
+    data = a.info()
+    data["docs"] = [{"name": d.name, "title": d.title, "date": d.date, "chunks": d.n_chunks, "path": d.path}
+                    for d in a.documents()]
     if json_out:
         typer.echo(json.dumps(data, ensure_ascii=False, indent=1))
         return
     typer.echo(f"index {data['index']}: {data['documents']} documents, {data['chunks']} chunks, "
-               f"embedder {data['embedder']} ({data['dim']}d, {data['faiss']}), updated {data['updated']}")
+               f"embedder {data['embedder']} ({data['dim']}d, {data['backend']} {data['vector_index']}), "
+               f"updated {data['updated']}")
     for d in data["docs"]:
         typer.echo(f"  {d['name']:32s} {d['chunks']:4d} chunks  {d['date'] or '-':8s} {d['title'][:60]}")
 
@@ -160,21 +150,17 @@ def ask(question: str,
         index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
         json_out: bool = typer.Option(False, "--json")):
     """Answer a question with citations (or say the sources don't hold the answer)."""
-    from .assistant import Assistant
-    from .types import Answer
+    from rag.types import Final
 
     cfg = _cfg(index, embedder=embedder, generator=generator, mode=mode)
-    if cfg.mode not in ("generate", "extractive"):
-        _fail(f"unknown mode '{cfg.mode}' (generate | extractive)")
-    _, store = _store(cfg)
-    assistant = Assistant(cfg, store=store)
+    assistant = _assistant(cfg)
     final = None
     streamed = False
-    for part in assistant.ask_stream(question, k=k):
-        if isinstance(part, Answer):
-            final = part
+    for event in assistant.ask_stream(question, k=k):
+        if isinstance(event, Final):
+            final = event.answer
         elif not json_out and sys.stdout.isatty():
-            typer.secho(part, nl=False, dim=True)
+            typer.secho(event.text, nl=False, dim=True)
             streamed = True
     if json_out:
         typer.echo(json.dumps(final.to_dict(), ensure_ascii=False, indent=1))
@@ -209,7 +195,10 @@ def eval_cmd(set_path: Optional[str] = typer.Option(None, "--set", help="questio
              out: Optional[str] = typer.Option(None, "--out", help="report folder (default eval/runs/<stamp>)"),
              mode: Optional[str] = typer.Option(None, "--mode", help="generate | extractive"),
              retrieval_only: bool = typer.Option(False, "--retrieval-only"),
-             k: Optional[int] = typer.Option(None, "-k"),
+             k: Optional[int] = typer.Option(None, "-k", help="passages that feed the answer"),
+             ks: str = typer.Option("1,3,5,10", "--ks", help="cut-offs for retrieval hit@k (the deepest is also "
+                                                           "the depth of MRR and nDCG)"),
+             split: Optional[str] = typer.Option(None, "--split", help="only items of this split (tune | test)"),
              retriever: Optional[str] = typer.Option(None, "--retriever", help="bm25 | dense | hybrid"),
              generator: Optional[str] = typer.Option(None, "--generator"),
              compare: Optional[List[str]] = typer.Option(None, "--compare", help="two report folders (give twice)"),
@@ -227,20 +216,25 @@ def eval_cmd(set_path: Optional[str] = typer.Option(None, "--set", help="questio
     import time as _time
 
     from eval.dataset import DatasetError
+    from eval.report import headline
     from eval.runner import run as run_eval
-    from eval.report import KEY_METRICS
 
+    try:
+        cut = tuple(sorted({int(x) for x in ks.split(",") if x.strip()}))
+    except ValueError:
+        cut = ()
+    if not cut or min(cut) < 1:
+        _fail(f"--ks: expected positive whole numbers separated by commas, got '{ks}'")
     cfg = _cfg(index, embedder=embedder, generator=generator, retriever=retriever, mode=mode)
     out = out or str(Path("eval/runs") / _time.strftime("%Y%m%d-%H%M%S"))
-    _store(cfg)
+    assistant = _assistant(cfg)
     try:
-        summary = run_eval(set_path, cfg, out, mode=cfg.mode, retrieval_only=retrieval_only, k=k)
+        summary = run_eval(set_path, assistant, out, mode=cfg.mode, retrieval_only=retrieval_only, k=k, ks=cut,
+                           split=split)
     except DatasetError as e:
         _fail(str(e))
-    m = summary["metrics"]
-    for key in KEY_METRICS:
-        if key in m:
-            typer.echo(f"  {key:32s} {m[key]:.3f}")
+    for line in headline(summary):
+        typer.echo("  " + line)
     typer.echo(f"report: {out}/report.md, {out}/report.html ({summary['seconds']} s"
                + (", interrupted" if summary["interrupted"] else "") + ")")
 
@@ -255,9 +249,9 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="bind address (lo
     from ui.app import launch
 
     cfg = _cfg(index, embedder=embedder, generator=generator)
-    _store(cfg, need_existing=False)
+    assistant = _assistant(cfg, need_existing=False)
     typer.echo(f"chat UI on http://{host}:{port}  (index {cfg.index_dir})")
-    launch(cfg, host=host, port=port)
+    launch(assistant, host=host, port=port)
 
 
 @app.command()
@@ -265,7 +259,7 @@ def models(prepare: bool = typer.Option(False, "--prepare", help="convert/assemb
            only: Optional[List[str]] = typer.Option(None, "--generator", help="limit --prepare to these generators"),
            json_out: bool = typer.Option(False, "--json")):
     """Show which models are installed and where (and prepare them)."""
-    from . import models as m
+    from rag.modelprep import prepare as m
 
     cfg = _cfg()
     if prepare:

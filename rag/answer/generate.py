@@ -1,4 +1,4 @@
-"""Generator backends: llama-cpp-python for GGUF files (default) and transformers for local
+"""Stage 3 — generate. Generator backends: llama-cpp-python for GGUF files (default) and transformers for local
 Hugging Face causal-LM folders. Both take chat messages and return text or a token stream.
 
 Models load lazily and once per process (prompt processing, not loading, is the latency).
@@ -10,8 +10,8 @@ import threading
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from .config import RagConfig
-from .models import GENERATORS, ModelMissingError, require_generator
+from ..config import RagConfig
+from ..modelprep.prepare import GENERATORS, ModelMissingError, require_generator
 
 Messages = list[dict[str, str]]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from . import sentences
 from .clean import CleanText, clean
-from .types import Chunk, Document, Sentence
+from ..types import Chunk, Document, Sentence
 
 
 @dataclass(frozen=True)

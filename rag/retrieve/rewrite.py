@@ -6,7 +6,7 @@ question plus the new one, so both retrievers see the missing names and topics.
 
 from __future__ import annotations
 
-from .textutil import words
+from ..text import words
 
 ANAPHORA = {
     "hij", "zij", "ze", "hem", "haar", "hun", "hen", "daar", "daarover", "daarvan", "daarbij", "daarin",

@@ -1,4 +1,4 @@
-"""App-side citation binding and verification.
+"""Stage 4 — bind and verify: app-side citations for the generated answer.
 
 The model's own markers are only hints: every answer sentence is matched against the numbered
 source sentences that were shown (lexical overlap of stemmed content words plus E5 similarity).
@@ -9,15 +9,15 @@ never point outside the shown sources, and each citation carries the exact raw-t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
 
-from . import sentences as sentsplit
-from .prompt import Source
-from .textutil import content_terms
-from .types import Citation
+from ..config import Calibration
+from ..ingest import sentences as sentsplit
+from ..text import ALIASES, STOPWORDS, content_terms, term_coverage
+from ..types import Citation
 
 MARKER = re.compile(
     r"\s*\[\s*(?:bron|source)?\s*(\d+(?:\s*(?:[,;]|en|and|-|–)\s*\d+)*)\s*\]|\s*\((?:bron|source)\s*(\d+)\)", re.I)
@@ -36,19 +36,11 @@ def strip_markers(text: str) -> str:
     return re.sub(r"\s+([.,;:!?])", r"\1", out).strip()
 
 
-def lexical_support(claim: str, source: str) -> float:
-    """Share of the claim's content terms that the source contains."""
-    c = set(content_terms(claim))
-    if not c:
-        return 0.0
-    return len(c & set(content_terms(source))) / len(c)
-
-
-def dense_support(cos: float, lang: str = "nl") -> float:
-    """E5 cosine -> 0..1; same-language paraphrases sit above ~0.86 and same-topic noise below
-    ~0.82; an English claim against a Dutch source scores a few points lower, hence its own curve."""
-    center = 0.77 if lang == "en" else 0.80
-    return float(np.clip((cos - center) / 0.08, 0.0, 1.0))
+def dense_support(cos: float, calib: Calibration, lang: str = "nl") -> float:
+    """Embedder cosine -> 0..1 by the embedder's calibration (a linear ramp from its centre);
+    an English claim against a Dutch source scores a few points lower, hence per-language centres."""
+    center = calib.support_center.get(lang, calib.support_center["nl"])
+    return float(np.clip((cos - center) / calib.support_width, 0.0, 1.0))
 
 
 def new_information(claim: str, question: str) -> str:
@@ -72,9 +64,6 @@ _STARTERS = {"bovendien", "daarnaast", "tevens", "verder", "ook", "ja", "nee", "
 def unsupported_facts(claim: str, question: str, source_text: str) -> list[str]:
     """Numbers and names the claim adds that the cited text never states. Small models
     reuse numbers from elsewhere ("10.000 militairen"); such a sentence is not supported."""
-    from .refusal import ALIASES
-    from .textutil import STOPWORDS
-
     src_low, q_low = source_text.lower(), question.lower()
     missing = sorted(_numbers(claim) - _numbers(question) - _numbers(source_text))
     for i, tok in enumerate(_NAME.findall(claim)):
@@ -115,12 +104,13 @@ def _answer_sentences(raw: str) -> list[tuple[str, list[int]]]:
 
 def bind(
     raw_answer: str,
-    sources: Sequence[Source],
+    sources: Sequence[Citation],
     source_vecs: np.ndarray | None,
     embed_claims: Callable[[list[str]], np.ndarray] | None,
     threshold: float = 0.45,
     question: str = "",
     lang: str = "nl",
+    calib: Calibration | None = None,
 ) -> Binding:
     """Attach app-controlled citations to each supported sentence of ``raw_answer``."""
     claims = _answer_sentences(raw_answer)
@@ -140,8 +130,8 @@ def bind(
             continue
         scores = []
         for si, src in enumerate(sources):
-            lex = lexical_support(added, src.text)
-            dense = dense_support(float(cos[ci, si]), lang) if cos is not None else 0.0
+            lex = term_coverage(added, src.quote)
+            dense = dense_support(float(cos[ci, si]), calib, lang) if cos is not None and calib else 0.0
             s = max(lex, dense, 0.5 * lex + 0.5 * dense + 0.1)
             if src.n in hints:
                 s += 0.05  # the model's marker is a hint, never a verdict
@@ -151,15 +141,15 @@ def bind(
         chosen = [i for i in order[:2] if scores[i] >= threshold and scores[i] >= scores[best] - 0.1]
         if not chosen and len(order) > 1:
             # a sentence that combines two sources: check the union
-            union = sources[order[0]].text + " " + sources[order[1]].text
-            if lexical_support(added, union) >= max(threshold, 0.6):
+            union = sources[order[0]].quote + " " + sources[order[1]].quote
+            if term_coverage(added, union) >= max(threshold, 0.6):
                 chosen = order[:2]
         if chosen:
-            cited = " ".join(sources[i].text for i in chosen)
+            cited = " ".join(sources[i].quote for i in chosen)
             if unsupported_facts(claim, question, cited):
                 # the fact may sit in another shown source: cite that one too, or reject the claim
                 extra = [i for i in order if i not in chosen and not unsupported_facts(
-                    claim, question, cited + " " + sources[i].text)]
+                    claim, question, cited + " " + sources[i].quote)]
                 chosen = chosen + extra[:1] if extra else []
         if chosen:
             supported.append(BoundSentence(claim, chosen, scores[best]))
@@ -168,7 +158,7 @@ def bind(
     return _render(supported, unsupported, sources)
 
 
-def _render(supported: list[BoundSentence], unsupported: list[str], sources: Sequence[Source]) -> Binding:
+def _render(supported: list[BoundSentence], unsupported: list[str], sources: Sequence[Citation]) -> Binding:
     numbering: dict[int, int] = {}
     citations: list[Citation] = []
     parts = []
@@ -177,10 +167,7 @@ def _render(supported: list[BoundSentence], unsupported: list[str], sources: Seq
         for si in bs.sources:
             if si not in numbering:
                 numbering[si] = len(numbering) + 1
-                s = sources[si]
-                citations.append(Citation(n=numbering[si], doc=s.doc, doc_id=s.doc_id, chunk_id=s.chunk_id,
-                                          title=s.title, date=s.date, start=s.start, end=s.end, quote=s.text,
-                                          score=round(bs.score, 4)))
+                citations.append(replace(sources[si], n=numbering[si], score=round(bs.score, 4)))
             marks.append(f"[{numbering[si]}]")
         text = re.sub(r"\s*[,;:]$", "", bs.text)  # a cited clause ends at the marker, not at a comma
         m = re.search(r"[.!?…]+[\"'”’»)]*$", text)
@@ -192,11 +179,11 @@ def _render(supported: list[BoundSentence], unsupported: list[str], sources: Seq
     return Binding(" ".join(parts), citations, supported, unsupported)
 
 
-def extractive(sources: Sequence[Source], n: int, min_ratio: float = 0.97) -> Binding:
+def extractive(sources: Sequence[Citation], n: int, min_ratio: float = 0.97) -> Binding:
     """An answer made of the best source sentences themselves, each citing itself."""
     if not sources:
         return Binding("", [], [], [])
     best = sources[0].score
     picked = [i for i, s in enumerate(sources[:n]) if i == 0 or s.score >= best * min_ratio]
-    bound = [BoundSentence(sources[i].text, [i], sources[i].score) for i in picked]
+    bound = [BoundSentence(sources[i].quote, [i], sources[i].score) for i in picked]
     return _render(bound, [], sources)

@@ -11,8 +11,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from .config import RagConfig
-from .models import embedder_id, require_embedder
+from ..config import RagConfig
+from ..modelprep.prepare import embedder_id, require_embedder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -1,4 +1,4 @@
-"""Ingestion pipeline: files -> load -> clean/chunk -> embed -> index store (saved atomically)."""
+"""Ingestion pipeline: files -> load -> clean/chunk -> embed -> store writer (one atomic commit)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..config import RagConfig
+from ..stores.base import StoreWriter
 from .chunker import ChunkerConfig, chunk_document
-from .config import RagConfig
 from .loaders import LoadError, expand_paths, file_sha256, load
-from .store import IndexStore
 
 
 @dataclass
@@ -39,24 +39,23 @@ def passage_text(title: str, text: str) -> str:
     return f"{title}\n{text}" if title and title not in text else text
 
 
-def open_store(cfg: RagConfig, embedder) -> IndexStore:
-    return IndexStore.open(cfg.index_dir, embedder_id=embedder.id, dim=embedder.dim)
-
-
 def ingest(
     paths: list[str | Path],
     cfg: RagConfig,
     embedder,
-    store: IndexStore | None = None,
+    writer: StoreWriter | None = None,
     progress: bool = True,
     on_file: Callable[[str, str], None] | None = None,
     force: bool = False,
 ) -> IngestReport:
     """Add or update files in the index. Bad files are reported, never fatal; nothing already
-    indexed is lost, and the index on disk changes only by one atomic save at the end."""
+    indexed is lost, and the index changes only by one atomic commit at the end."""
     t0 = time.perf_counter()
     report = IngestReport()
-    store = store or open_store(cfg, embedder)
+    if writer is None:
+        from ..stores.factory import open_store
+
+        writer = open_store(cfg, embedder.id, embedder.dim).writer()
     ccfg = ChunkerConfig(max_chars=cfg.chunk_chars, overlap_sentences=cfg.chunk_overlap_sentences)
     files = expand_paths(paths)
     pending = []  # (shown name, document, chunks) for one batched embedding pass
@@ -64,7 +63,7 @@ def ingest(
         shown = str(p)
         try:
             if p.exists() and p.is_file() and not force:
-                if store.unchanged(str(p.resolve()), file_sha256(p)):
+                if writer.unchanged(str(p.resolve()), file_sha256(p)):
                     report.skipped.append(shown)
                     on_file and on_file(shown, "unchanged")
                     continue
@@ -88,27 +87,27 @@ def ingest(
         report.embed_seconds = time.perf_counter() - te
         pos = 0
         for shown, doc, chunks in pending:
-            existed = doc.path in store.docs
-            store.upsert(doc, chunks, vecs[pos : pos + len(chunks)])
+            existed = writer.has_document(doc.path)
+            writer.upsert(doc, chunks, vecs[pos : pos + len(chunks)])
             pos += len(chunks)
             report.chunks += len(chunks)
             (report.updated if existed else report.added).append(shown)
             on_file and on_file(shown, "updated" if existed else "added")
-    if pending or not store.exists:
-        store.save()
+    if pending:
+        writer.commit()
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def remove(names: list[str], cfg: RagConfig, store: IndexStore) -> tuple[list[str], list[str]]:
-    """Remove documents by path, file name or doc id; returns (removed, not_found)."""
+def remove(names: list[str], writer: StoreWriter) -> tuple[list[str], list[str]]:
+    """Remove documents by path, file name or doc id; returns (removed paths, not found)."""
     removed, missing = [], []
     for n in names:
-        path = store.find_doc_path(n)
-        if path and store.remove(path):
-            removed.append(path)
+        info = writer.find_document(n)
+        if info and writer.remove(info.path):
+            removed.append(info.path)
         else:
             missing.append(n)
     if removed:
-        store.save()
+        writer.commit()
     return removed, missing

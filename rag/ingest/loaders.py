@@ -13,8 +13,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from .clean import META_LINE, clean
-from .models import sha256_file as file_sha256
-from .types import Document
+from ..files import sha256_file as file_sha256
+from ..types import Document
 
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
 MAX_BYTES = 50 * 1024 * 1024

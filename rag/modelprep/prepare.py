@@ -18,7 +18,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import RagConfig
+from ..config import RagConfig
+from ..files import sha256_file
 
 
 class ModelMissingError(RuntimeError):
@@ -94,14 +95,6 @@ def require_generator(cfg: RagConfig, name: str | None = None) -> Path:
             raise ModelMissingError(f"generator '{name}' is not prepared at {p}; {SETUP_HINT}")
         raise ModelMissingError(f"generator path {p} does not exist (give a .gguf file or a Hugging Face model folder)")
     return p
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(8 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _part_payload(wheel: Path) -> str:

@@ -1,0 +1,156 @@
+"""The refusal policy: every "answer or say the sources don't hold it" decision, in one place.
+
+Small generators under-refuse, and on near-miss questions the retrieval score is as high as for
+answerable ones, so the policy combines independent checks:
+- before generation (``before``): nothing retrieved; calibrated relevance below ``refuse_below``;
+  names in the question that no indexed chunk mentions, or numbers the retrieved text lacks;
+- after generation (``after``): the model's own refusal; no answer sentence supported by the
+  shown sources; the answer lacks the kind of thing asked for (a number for "hoeveel", a date for
+  "wanneer", a name for "wie").
+It also owns the calibration that turns raw scores into the 0..1 ``relevance`` shown in the UI.
+Decisions are ``Decision`` values (refuse or not, and why), never exceptions or strings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from ..config import RagConfig
+from ..stores.base import KeywordIndex
+from ..text import ALIASES, DATE_WORDS, NUMBER_WORDS, STOPWORDS, language, term_coverage, words
+from ..types import Citation, Hit
+from .binding import Binding, strip_markers
+
+REFUSAL_PATTERNS = re.compile(
+    r"niet in de bronnen|staat (?:er )?niet (?:in|vermeld)|bronnen (?:vermelden|zeggen|noemen) (?:dat |dit |het )?niet|"
+    r"geen informatie|niet vermeld|niet genoemd|kan (?:ik )?(?:dat|dit|het|deze vraag) niet|"
+    r"is niet bekend|niet te vinden|"
+    r"sources do not|sources don't|not (?:mentioned|stated|specified|provided|in the sources)|"
+    r"no information|cannot (?:find|answer|determine)|can't (?:find|answer)|does not (?:say|mention|specify)",
+    re.I,
+)
+QUESTION_WORDS = {"wat", "wie", "welke", "welk", "waar", "wanneer", "hoeveel", "hoe", "waarom", "what", "who",
+                  "which", "where", "when", "how", "why", "en", "and", "in", "op", "volgens", "noem", "geef"}
+_ADJECTIVE = re.compile(r"(?:ische|isch|sche|aanse|iaanse|ese|se|an|ian|ish)$")
+
+
+@dataclass(frozen=True)
+class Decision:
+    refuse: bool
+    reason: str = ""
+
+    @classmethod
+    def answer(cls) -> "Decision":
+        return cls(False)
+
+    @classmethod
+    def refusal(cls, reason: str) -> "Decision":
+        return cls(True, reason)
+
+
+def is_model_refusal(text: str) -> bool:
+    return bool(REFUSAL_PATTERNS.search(text or ""))
+
+
+def key_terms(question: str) -> tuple[list[str], list[str]]:
+    """(names, numbers) the question hinges on, lower-cased. Capitalised adjectives
+    ("Europese", "Amerikaanse") are skipped: documents often name the place differently."""
+    names, numbers = [], []
+    tokens = re.findall(r"[^\W_]+(?:[-'’][^\W_]+)*", question)
+    for i, tok in enumerate(tokens):
+        low = tok.lower()
+        if low in STOPWORDS or low in QUESTION_WORDS:
+            continue
+        if any(ch.isdigit() for ch in tok):
+            numbers.append(low)
+        elif tok[0].isupper() and i > 0 and len(tok) > 2 and not _ADJECTIVE.search(low):
+            names.append(low)
+    return names, numbers
+
+
+def missing_key_terms(question: str, keywords: KeywordIndex, retrieved_low: str) -> list[str]:
+    """Names no indexed chunk mentions (asked of the keyword index, not by scanning the corpus),
+    and numbers the retrieved text never mentions."""
+    names, numbers = key_terms(question)
+    missing = [n for n in names if not keywords.has_term(n) and not any(keywords.has_term(a) for a in ALIASES.get(n, []))]
+    missing += [n for n in numbers if n not in retrieved_low]
+    return missing
+
+
+def expected_answer_type(question: str) -> str | None:
+    q = question.lower()
+    if re.search(r"\bhoeveel\b|\bhow (?:many|much)\b|\bwelk bedrag\b|\bwelk aantal\b", q):
+        return "number"
+    if re.search(r"\bwanneer\b|\bwhen\b|\bop welke datum\b|\bin welk jaar\b|\bwhat date\b|\bwhich year\b|\bwhat year\b", q):
+        return "date"
+    if re.search(r"^\s*(?:en\s+)?(?:wie|who)\b", q):
+        return "person"
+    return None
+
+
+def answer_has_type(answer: str, kind: str | None) -> bool:
+    if kind is None:
+        return True
+    ws = words(answer)
+    if kind == "number":
+        return any(any(c.isdigit() for c in w) for w in ws) or any(w in NUMBER_WORDS for w in ws)
+    if kind == "date":
+        return any(any(c.isdigit() for c in w) for w in ws) or any(w in DATE_WORDS for w in ws)
+    if kind == "person":
+        toks = re.findall(r"[^\W_]+", answer)
+        return any(t[0].isupper() and t.lower() not in STOPWORDS for t in toks)
+    return True
+
+
+class RefusalPolicy:
+    def __init__(self, cfg: RagConfig):
+        self.cfg = cfg
+        self.calib = cfg.calib
+
+    # ---- calibration ----
+    def relevance(self, dense: float | None, coverage: float, lang: str = "nl") -> float:
+        """Raw evidence -> 0..1. Embedder cosines sit in a narrow band, so a logistic around the
+        embedder's calibrated centre spreads them; lexical coverage covers names and numbers.
+        English questions over Dutch text score lower cosines and little overlap: own centre and mix."""
+        c = self.calib
+        center = c.relevance_center.get(lang, c.relevance_center["nl"])
+        w = c.relevance_dense_weight.get(lang, c.relevance_dense_weight["nl"])
+        d = 0.0 if dense is None else 1.0 / (1.0 + math.exp(-(dense - center) / c.relevance_scale))
+        return round(w * d + (1 - w) * coverage, 4)
+
+    def annotate(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """Set each hit's calibrated ``relevance`` (shown in the UI and API)."""
+        lang = language(query)
+        for h in hits:
+            h.relevance = self.relevance(h.dense, term_coverage(query, h.chunk.title + " " + h.chunk.text), lang)
+        return hits
+
+    # ---- decisions ----
+    def before(self, question: str, hits: list[Hit], sources: list[Citation], keywords: KeywordIndex) -> Decision:
+        """Refuse before spending a generation on it?"""
+        if not hits or not sources:
+            return Decision.refusal("nothing retrieved")
+        lang = language(question)
+        rel = max(self.relevance(s.cos, s.coverage, lang) for s in sources[: self.cfg.prompt_sentences])
+        if rel < self.cfg.refuse_below:
+            return Decision.refusal(f"low relevance ({rel:.2f} < {self.cfg.refuse_below})")
+        if self.cfg.require_question_terms:
+            retrieved = " ".join(f"{h.chunk.date} {h.chunk.title} {h.chunk.text}" for h in hits).lower()
+            missing = missing_key_terms(question, keywords, retrieved)
+            if missing:
+                return Decision.refusal("not in the sources: " + ", ".join(missing))
+        return Decision.answer()
+
+    def after(self, question: str, raw: str, binding: Binding) -> Decision:
+        """Keep the generated, bound answer?"""
+        # a refusal phrase is final unless genuinely supported content comes before it
+        if is_model_refusal(raw) and (not binding.supported or is_model_refusal(raw.split(".")[0])):
+            return Decision.refusal("the model found no answer in the sources")
+        if not binding.supported:
+            return Decision.refusal("no sentence of the answer is supported by the sources")
+        kind = expected_answer_type(question)
+        if not answer_has_type(strip_markers(binding.text), kind):
+            return Decision.refusal(f"the answer does not state the {kind} asked for")
+        return Decision.answer()

@@ -1,0 +1,111 @@
+"""The store seam: what retrieval, answering and the front ends need from an index.
+
+A ``Store`` is a read-only view of one complete snapshot, made of three parts:
+- ``vectors`` (``VectorIndex``): nearest chunk ids for a query vector, and stored vectors by id;
+- ``keywords`` (``KeywordIndex``): BM25 scores for a query, and whether a word occurs anywhere;
+- ``chunks`` (``ChunkStore``): chunks by id, their neighbours, document texts and the document list.
+Chunk ids (never list positions) cross every boundary. Changes go through ``Store.writer()``: the
+writer builds the next snapshot aside and ``commit()`` switches to it atomically, so readers of the
+old view never see a half-written state. Backends are chosen by ``vector_store`` in the config via
+``rag.stores.factory.open_store``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from ..types import Chunk, DocInfo, Document
+
+
+class StoreError(RuntimeError):
+    """The index cannot be used as asked (wrong embedder, damaged or unknown format…)."""
+
+
+class EmbedderMismatchError(StoreError):
+    pass
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    dim: int
+
+    def __len__(self) -> int: ...
+
+    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None: ...
+
+    def delete(self, ids: Iterable[str]) -> None: ...
+
+    def search(self, qvec: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The ``k`` nearest chunk ids with their inner-product scores, best first."""
+        ...
+
+    def get(self, ids: Sequence[str]) -> np.ndarray:
+        """Stored vectors of ``ids`` (rows in the same order)."""
+        ...
+
+    def save(self, folder: Path) -> None: ...
+
+
+@runtime_checkable
+class KeywordIndex(Protocol):
+    def top(self, query: str, k: int) -> list[tuple[str, float]]:
+        """Chunk ids with a positive BM25 score for ``query``, best first, at most ``k``."""
+        ...
+
+    def has_term(self, word: str) -> bool:
+        """Whether ``word`` (or a word sharing its stem or first five letters) occurs in any chunk."""
+        ...
+
+
+@runtime_checkable
+class ChunkStore(Protocol):
+    def chunk(self, chunk_id: str) -> Chunk | None: ...
+
+    def neighbours(self, chunk: Chunk, n: int = 1) -> list[Chunk]: ...
+
+    def document_text(self, doc_id: str) -> str: ...
+
+    def documents(self) -> list[DocInfo]: ...
+
+    def find_document(self, name_or_path: str) -> DocInfo | None:
+        """A document by absolute path, file name or doc id (None when absent or ambiguous)."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class StoreWriter(Protocol):
+    def unchanged(self, path: str, sha256: str) -> bool: ...
+
+    def has_document(self, path: str) -> bool: ...
+
+    def find_document(self, name_or_path: str) -> DocInfo | None: ...
+
+    def upsert(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> None: ...
+
+    def remove(self, path: str) -> bool: ...
+
+    def commit(self) -> None:
+        """Make every change visible at once (or none, if it fails)."""
+        ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    backend: str
+    vectors: VectorIndex
+    keywords: KeywordIndex
+    chunks: ChunkStore
+
+    @property
+    def exists(self) -> bool: ...
+
+    def info(self) -> dict:
+        """Summary for ``rag info``: embedder, dim, documents, chunks, backend details, updated."""
+        ...
+
+    def writer(self) -> StoreWriter: ...
