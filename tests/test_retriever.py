@@ -74,3 +74,14 @@ def test_calibrated_relevance_is_monotonic():
     assert rel(0.82, 0.0, "en") > rel(0.82, 0.0, "nl")
     # hand-computed: logistic((0.81-0.81)/0.02)=0.5 -> 0.6*0.5 + 0.4*0.5
     assert rel(0.81, 0.5, "nl") == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_filter_is_applied_inside_retrieval(store, cfg, fake_embedder, mode):
+    docs = {d.name: d.doc_id for d in store.chunks.documents()}
+    only_c = {docs["c.txt"]}
+    hits = Retriever(cfg, store, fake_embedder).search("missie Irak granaten", k=3, retriever=mode, doc_ids=only_c)
+    assert hits and {h.chunk.doc for h in hits} == {"c.txt"}
+    two = {docs["a.txt"], docs["c.txt"]}
+    hits = Retriever(cfg, store, fake_embedder).search("600 miljoen granaten", k=2, retriever="dense", doc_ids=two)
+    assert len(hits) == 2 and "b.txt" not in {h.chunk.doc for h in hits}  # still k passages, none from b

@@ -192,10 +192,10 @@ class BruteForceIndex:
         keep = [i for i, c in enumerate(self.ids) if c not in set(ids)]
         self.ids, self.vecs = [self.ids[i] for i in keep], self.vecs[keep]
 
-    def search(self, qvec, k):
+    def search(self, qvec, k, allowed=None):
         BruteForceIndex.searches += 1
         s = self.vecs @ qvec
-        return [(self.ids[i], float(s[i])) for i in np.argsort(-s)[:k]]
+        return [(self.ids[i], float(s[i])) for i in np.argsort(-s) if allowed is None or self.ids[i] in allowed][:k]
 
     def get(self, ids):
         return self.vecs[[self.ids.index(c) for c in ids]]

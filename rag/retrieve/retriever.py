@@ -7,7 +7,7 @@ relevance (``rag.answer.policy``).
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Collection, Protocol, Sequence
 
 import numpy as np
 
@@ -50,7 +50,9 @@ class Retriever:
         self.reranker = reranker
 
     def search(self, query: str, k: int | None = None, retriever: str | None = None,
-               qvec: np.ndarray | None = None) -> list[Hit]:
+               qvec: np.ndarray | None = None, doc_ids: Collection[str] | None = None) -> list[Hit]:
+        """Best chunks for ``query``; with ``doc_ids`` only chunks of those documents (filtered inside
+        both searches, so a filtered question still gets ``k`` passages when they exist)."""
         k = k or self.cfg.top_k
         mode = retriever or self.cfg.retriever
         if mode not in RETRIEVERS:
@@ -59,18 +61,19 @@ class Retriever:
         if len(store.vectors) == 0:
             return []
         cand = max(self.cfg.candidates, k)
+        allowed = store.chunks.chunk_ids(doc_ids) if doc_ids is not None else None
         dense: dict[str, float] = {}
         bm25: dict[str, float] = {}
         rankings, weights = [], []
         if mode in ("dense", "hybrid"):
             if qvec is None:
                 qvec = self.embedder.embed_queries([query])[0]
-            found = store.vectors.search(qvec, cand)
+            found = store.vectors.search(qvec, cand, allowed)
             dense = dict(found)
             rankings.append([c for c, _ in found])
             weights.append(self.cfg.dense_weight)
         if mode in ("bm25", "hybrid"):
-            found = store.keywords.top(query, cand)
+            found = store.keywords.top(query, cand, allowed)
             bm25 = dict(found)
             rankings.append([c for c, _ in found])
             weights.append(self.cfg.bm25_weight)

@@ -13,7 +13,7 @@ old view never see a half-written state. Backends are chosen by ``vector_store``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence, runtime_checkable
+from typing import Collection, Iterable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -38,8 +38,9 @@ class VectorIndex(Protocol):
 
     def delete(self, ids: Iterable[str]) -> None: ...
 
-    def search(self, qvec: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """The ``k`` nearest chunk ids with their inner-product scores, best first."""
+    def search(self, qvec: np.ndarray, k: int, allowed: Collection[str] | None = None) -> list[tuple[str, float]]:
+        """The ``k`` nearest chunk ids with their inner-product scores, best first; with ``allowed``,
+        only among those chunk ids (a filter applied inside the search: still up to ``k`` results)."""
         ...
 
     def get(self, ids: Sequence[str]) -> np.ndarray:
@@ -51,8 +52,9 @@ class VectorIndex(Protocol):
 
 @runtime_checkable
 class KeywordIndex(Protocol):
-    def top(self, query: str, k: int) -> list[tuple[str, float]]:
-        """Chunk ids with a positive BM25 score for ``query``, best first, at most ``k``."""
+    def top(self, query: str, k: int, allowed: Collection[str] | None = None) -> list[tuple[str, float]]:
+        """Chunk ids with a positive BM25 score for ``query``, best first, at most ``k``; with
+        ``allowed``, only among those chunk ids."""
         ...
 
     def has_term(self, word: str) -> bool:
@@ -67,6 +69,10 @@ class ChunkStore(Protocol):
     def neighbours(self, chunk: Chunk, n: int = 1) -> list[Chunk]: ...
 
     def document_text(self, doc_id: str) -> str: ...
+
+    def chunk_ids(self, doc_ids: Collection[str]) -> set[str]:
+        """Ids of every chunk of these documents (for filtered retrieval)."""
+        ...
 
     def documents(self) -> list[DocInfo]: ...
 

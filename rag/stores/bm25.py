@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
@@ -39,10 +39,13 @@ class BM25Index:
             return np.zeros(len(self._ids), dtype=np.float32)
         return np.asarray(self._r.get_scores(q), dtype=np.float32)
 
-    def top(self, query: str, k: int) -> list[tuple[str, float]]:
+    def top(self, query: str, k: int, allowed: Collection[str] | None = None) -> list[tuple[str, float]]:
         s = self.scores(query)
         if not len(s):
             return []
+        if allowed is not None:
+            mask = np.array([c in allowed for c in self._ids], dtype=bool)
+            s = np.where(mask, s, 0.0)
         order = np.argsort(-s)[:k]
         return [(self._ids[int(i)], float(s[i])) for i in order if s[i] > 0]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Sequence
 
 import numpy as np
 
@@ -74,9 +74,16 @@ class FaissIndex:
         self._pos = {c: i for i, c in enumerate(self._ids)}
         self._index = None
 
-    def search(self, qvec: np.ndarray, k: int) -> list[tuple[str, float]]:
+    def search(self, qvec: np.ndarray, k: int, allowed: Collection[str] | None = None) -> list[tuple[str, float]]:
         if not self._ids:
             return []
+        if allowed is not None:  # exact search over the allowed rows only
+            pos = np.array(sorted(self._pos[c] for c in allowed if c in self._pos), dtype=np.int64)
+            if not len(pos):
+                return []
+            s = self._vecs[pos] @ np.asarray(qvec, dtype=np.float32).reshape(-1)
+            order = np.argsort(-s)[:k]
+            return [(self._ids[int(pos[i])], float(s[i])) for i in order]
         k = min(k, len(self._ids))
         scores, pos = self._faiss().search(np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32), k)
         return [(self._ids[int(i)], float(s)) for i, s in zip(pos[0], scores[0]) if i >= 0]

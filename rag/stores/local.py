@@ -19,7 +19,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 import numpy as np
 
@@ -62,6 +62,10 @@ class FileChunkStore:
 
     def document_text(self, doc_id: str) -> str:
         return self._texts.get(doc_id, "")
+
+    def chunk_ids(self, doc_ids: Collection[str]) -> set[str]:
+        wanted = set(doc_ids)
+        return {cid for cid, c in self._chunks.items() if c.doc_id in wanted}
 
     def documents(self) -> list[DocInfo]:
         return [DocInfo(path=p, **v) for p, v in self._docs.items()]
