@@ -170,7 +170,7 @@ class Assistant:
         hits = hits[:k]
         timings["retrieve_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        ev = evidence.select(query, qvec, hits, self.embedder)
+        ev = evidence.select(query, qvec, hits, view.store, self.embedder, self.cfg.corpus_sentences)
         timings["select_s"] = time.perf_counter() - t
 
         decision = self.policy.before(query if previous else question, hits, ev.sources, view.store.keywords)

@@ -115,6 +115,7 @@ class AnsweringConfig:
     prompt_chars: int = _range(700, 100)  # dev set: 700 vs 560 chars -> correct 0.58 vs 0.52
     prompt_margin: float = _range(0.08, 0.0)
     extractive_sentences: int = _range(2, 1)
+    corpus_sentences: int = _range(0, 0)  # nearest sentences corpus-wide added to the evidence candidates
     support_threshold: float = _range(0.45, 0.0, 1.0)  # dev set (eval/sets/dev.jsonl)
 
     def __post_init__(self) -> None:

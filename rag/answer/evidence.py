@@ -1,25 +1,27 @@
-"""Stage 1 — select evidence: every sentence of the retrieved chunks, scored against the question.
+"""Stage 1 — select evidence: sentences scored against the question, from the retrieved chunks
+and from the whole corpus.
 
-Input: the standalone query, its vector and the retrieved hits. Output: ``Evidence``, the
-sentences best first, numbered ``[n]`` as ``Citation`` objects (spans into the raw document text)
-with their vectors, and the short list that fits the prompt budget. Sentences that address the
-assistant (prompt injection) are never selected; a sentence opening with a pronoun carries the
-sentence before it, so "Hij vroeg…" keeps who "hij" is.
+Input: the standalone query, its vector, the retrieved hits and the store. Candidates are every
+sentence of the retrieved chunks plus the ``corpus_sentences`` nearest sentences corpus-wide (the
+store keeps one vector per sentence, made at ingest, so nothing is embedded at question time).
+Output: ``Evidence``, the sentences best first, numbered ``[n]`` as ``Citation`` objects (spans
+into the raw document text) with their vectors, and the short list that fits the prompt budget.
+Sentences that address the assistant (prompt injection) are never selected.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..config import RagConfig
+from ..ingest.chunker import sentence_context
+from ..stores.base import Store
 from ..text import term_coverage
-from ..types import Citation, Hit
+from ..types import Chunk, Citation, Hit
 from .prompt import looks_like_instruction
-
-_ANAPHOR_START = re.compile(r"^(?:Hij|Zij|Ze|Dit|Deze|Dat|Daarom|Daarbij|Die|He|She|They|This|It)\b")
 
 
 @dataclass
@@ -40,33 +42,62 @@ class Evidence:
         return out
 
 
-def select(query: str, qvec: np.ndarray, hits: list[Hit], embedder) -> Evidence:
-    seen = set()
-    cands = []
-    for h in hits:
-        c = h.chunk
-        for i, s in enumerate(c.sentences):
-            key = (c.doc_id, s.start)
-            if key in seen:
-                continue
-            seen.add(key)
-            text, start = s.text, s.start
-            if looks_like_instruction(text):
-                continue
-            if _ANAPHOR_START.match(text) and i > 0:
-                prev = c.sentences[i - 1]
-                text, start = prev.text + " " + text, prev.start
-            cands.append((h, text, start, s.end))
+def _candidates(hits: list[Hit], store: Store, qvec: np.ndarray, corpus_sentences: int,
+                allowed: Collection[str] | None) -> list[tuple[Chunk, int]]:
+    out: list[tuple[Chunk, int]] = [(h.chunk, i) for h in hits for i in range(len(h.chunk.sentences))]
+    if corpus_sentences > 0 and len(store.sentences):
+        for sid, _ in store.sentences.search(qvec, corpus_sentences, allowed):
+            chunk_id, _, i = sid.rpartition("#")
+            c = store.chunks.chunk(chunk_id)
+            if c is not None and int(i) < len(c.sentences):
+                out.append((c, int(i)))
+    return out
+
+
+def select(query: str, qvec: np.ndarray, hits: list[Hit], store: Store, embedder, corpus_sentences: int = 0,
+           allowed_sentences: Collection[str] | None = None) -> Evidence:
+    seen: set[tuple[str, int]] = set()
+    cands = []  # (chunk, sentence id, text, start, end)
+    for c, i in _candidates(hits, store, qvec, corpus_sentences, allowed_sentences):
+        s = c.sentences[i]
+        if (c.doc_id, s.start) in seen:  # overlapping chunks share sentences
+            continue
+        seen.add((c.doc_id, s.start))
+        if looks_like_instruction(s.text):
+            continue
+        text, start, end = sentence_context(c, i)
+        cands.append((c, f"{c.chunk_id}#{i}", text, start, end))
     if not cands:
         return Evidence([], np.zeros((0, 1), dtype=np.float32))
-    vecs = embedder.embed_passages([x[1] for x in cands])
+    vecs = _vectors(store, embedder, cands)
     cos = vecs @ qvec
     scored = []
-    for (h, text, start, end), cs, v in zip(cands, cos, vecs):
+    for (c, _, text, start, end), cs, v in zip(cands, cos, vecs):
         cov = term_coverage(query, text)
-        scored.append((float(cs) + 0.1 * cov, h.chunk, text, start, end, v, float(cs), cov))
+        scored.append((float(cs) + 0.1 * cov, c, text, start, end, v, float(cs), cov))
     scored.sort(key=lambda x: -x[0])
     sources = [Citation(n=n, quote=text, doc=c.doc, doc_id=c.doc_id, chunk_id=c.chunk_id, title=c.title, date=c.date,
                         start=start, end=end, score=score, cos=cs, coverage=cov)
                for n, (score, c, text, start, end, _, cs, cov) in enumerate(scored, 1)]
     return Evidence(sources, np.stack([x[5] for x in scored]))
+
+
+def _vectors(store: Store, embedder, cands: list) -> np.ndarray:
+    """Stored sentence vectors; sentences indexed without them are embedded now."""
+    ids = [x[1] for x in cands]
+    have = [i for i, sid in enumerate(ids) if _has(store, sid)]
+    dim = getattr(embedder, "dim", None) or (store.sentences.dim if len(store.sentences) else 1)
+    out = np.zeros((len(ids), dim), dtype=np.float32)
+    if have:
+        out[have] = store.sentences.get([ids[i] for i in have])
+    missing = [i for i in range(len(ids)) if i not in set(have)]
+    if missing:
+        out[missing] = embedder.embed_passages([cands[i][2] for i in missing])
+    return out
+
+
+def _has(store: Store, sid: str) -> bool:
+    try:
+        return len(store.sentences.get([sid])) == 1
+    except (KeyError, IndexError):
+        return False

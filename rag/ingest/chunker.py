@@ -35,6 +35,19 @@ def _split_long(text: str, a: int, b: int, max_chars: int) -> list[tuple[int, in
     return parts
 
 
+_ANAPHOR_START = re.compile(r"^(?:Hij|Zij|Ze|Dit|Deze|Dat|Daarom|Daarbij|Die|He|She|They|This|It)\b")
+
+
+def sentence_context(chunk: Chunk, i: int) -> tuple[str, int, int]:
+    """Sentence ``i`` of ``chunk`` as evidence: (text, raw start, raw end). A sentence that opens
+    with a pronoun ("Hij vroeg…") carries the one before it, so it still says who "hij" is."""
+    s = chunk.sentences[i]
+    if i > 0 and _ANAPHOR_START.match(s.text):
+        prev = chunk.sentences[i - 1]
+        return prev.text + " " + s.text, prev.start, s.end
+    return s.text, s.start, s.end
+
+
 CLAUSE_CHARS = 240  # long officialese sentences are cited (and prompted) clause by clause
 
 

@@ -9,7 +9,7 @@ from typing import Callable
 
 from ..config import RagConfig
 from ..stores.base import StoreWriter
-from .chunker import ChunkerConfig, chunk_document
+from .chunker import ChunkerConfig, chunk_document, sentence_context
 from .loaders import LoadError, expand_paths, file_sha256, load
 
 
@@ -20,12 +20,13 @@ class IngestReport:
     skipped: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     chunks: int = 0
+    passages: int = 0  # texts embedded: chunks and their sentences
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
     @property
     def passages_per_s(self) -> float:
-        return self.chunks / self.embed_seconds if self.embed_seconds > 0 else 0.0
+        return self.passages / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
     def to_dict(self) -> dict:
         return {"added": self.added, "updated": self.updated, "skipped": self.skipped,
@@ -82,13 +83,20 @@ def ingest(
         pending.append((shown, doc, chunks))
     if pending:
         texts = [passage_text(c.title, c.text) for _, _, chunks in pending for c in chunks]
+        n_chunks = len(texts)
+        texts += [sentence_context(c, i)[0] for _, _, chunks in pending for c in chunks for i in range(len(c.sentences))]
+        report.passages = len(texts)
         te = time.perf_counter()
-        vecs = embedder.embed_passages(texts, progress=progress)
+        allvecs = embedder.embed_passages(texts, progress=progress)
+        vecs, svecs = allvecs[:n_chunks], allvecs[n_chunks:]
+        spos = 0
         report.embed_seconds = time.perf_counter() - te
         pos = 0
         for shown, doc, chunks in pending:
             existed = writer.has_document(doc.path)
-            writer.upsert(doc, chunks, vecs[pos : pos + len(chunks)])
+            ns = sum(len(c.sentences) for c in chunks)
+            writer.upsert(doc, chunks, vecs[pos : pos + len(chunks)], svecs[spos : spos + ns])
+            spos += ns
             pos += len(chunks)
             report.chunks += len(chunks)
             (report.updated if existed else report.added).append(shown)

@@ -2,6 +2,8 @@
 
 A ``Store`` is a read-only view of one complete snapshot, made of three parts:
 - ``vectors`` (``VectorIndex``): nearest chunk ids for a query vector, and stored vectors by id;
+- ``sentences`` (``VectorIndex``): the same for every sentence of every chunk (ids ``chunk_id#i``),
+  so evidence sentences are found corpus-wide without embedding them at question time;
 - ``keywords`` (``KeywordIndex``): BM25 scores for a query, and whether a word occurs anywhere;
 - ``chunks`` (``ChunkStore``): chunks by id, their neighbours, document texts and the document list.
 Chunk ids (never list positions) cross every boundary. Changes go through ``Store.writer()``: the
@@ -91,7 +93,11 @@ class StoreWriter(Protocol):
 
     def find_document(self, name_or_path: str) -> DocInfo | None: ...
 
-    def upsert(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> None: ...
+    def upsert(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray,
+               sentence_vectors: np.ndarray | None = None) -> None:
+        """Add or replace ``doc``: one vector per chunk, and optionally one per chunk sentence
+        (rows in order: chunk 0's sentences, chunk 1's, …; ids ``f"{chunk_id}#{i}"``)."""
+        ...
 
     def remove(self, path: str) -> bool: ...
 
@@ -104,6 +110,7 @@ class StoreWriter(Protocol):
 class Store(Protocol):
     backend: str
     vectors: VectorIndex
+    sentences: VectorIndex  # one vector per chunk sentence, id f"{chunk_id}#{i}"
     keywords: KeywordIndex
     chunks: ChunkStore
 

@@ -28,7 +28,7 @@ from ..types import Chunk, DocInfo, Document
 from .base import EmbedderMismatchError, StoreError, VectorIndex
 from .bm25 import BM25Index
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 VectorFactory = Callable[[int], VectorIndex]
 VectorLoader = Callable[[Path, int], VectorIndex]
@@ -78,7 +78,7 @@ class FileChunkStore:
         return DocInfo(path=matches[0], **self._docs[matches[0]]) if len(matches) == 1 else None
 
     # ---- changes (used by the writer only) ----
-    def _upsert(self, doc: Document, chunks: list[Chunk]) -> list[str]:
+    def _upsert(self, doc: Document, chunks: list[Chunk]) -> list[Chunk]:
         old = self._drop_doc(doc.doc_id)
         self._chunks.update({c.chunk_id: c for c in chunks})
         self._texts[doc.doc_id] = doc.text
@@ -87,10 +87,10 @@ class FileChunkStore:
                                 "added": time.strftime("%Y-%m-%dT%H:%M:%S")}
         return old
 
-    def _drop_doc(self, doc_id: str) -> list[str]:
-        old = [cid for cid, c in self._chunks.items() if c.doc_id == doc_id]
-        for cid in old:
-            del self._chunks[cid]
+    def _drop_doc(self, doc_id: str) -> list[Chunk]:
+        old = [c for c in self._chunks.values() if c.doc_id == doc_id]
+        for c in old:
+            del self._chunks[c.chunk_id]
         self._texts.pop(doc_id, None)
         return old
 
@@ -108,6 +108,7 @@ class LocalStore:
         self.manifest: dict = {"format_version": FORMAT_VERSION, "embedder": embedder_id, "dim": dim, "docs": {}}
         self.chunks = FileChunkStore(docs=self.manifest["docs"])
         self.vectors: VectorIndex = new_vectors(int(dim or 1))
+        self.sentences: VectorIndex = new_vectors(int(dim or 1))
         self.keywords = BM25Index()
         self.version: str | None = None
 
@@ -153,6 +154,7 @@ class LocalStore:
                 chunks = [Chunk.from_dict(json.loads(line)) for line in f if line.strip()]
             texts = json.loads((d / "texts.json").read_text(encoding="utf-8"))
             vectors = self._load_vectors(d / "vectors", int(manifest["dim"] or 1))
+            sentences = self._load_vectors(d / "sentences", int(manifest["dim"] or 1))
             keywords = BM25Index.load(d / "bm25")
         except StoreError:
             raise
@@ -162,7 +164,7 @@ class LocalStore:
             raise StoreError(f"index at {self.root} is inconsistent (chunks/vectors differ); re-ingest")
         self.manifest = manifest
         self.chunks = FileChunkStore(chunks, texts, manifest["docs"])
-        self.vectors, self.keywords, self.version = vectors, keywords, d.name
+        self.vectors, self.sentences, self.keywords, self.version = vectors, sentences, keywords, d.name
 
     def info(self) -> dict:
         m = self.manifest
@@ -194,23 +196,34 @@ class LocalWriter:
     def find_document(self, name_or_path: str) -> DocInfo | None:
         return self.s.chunks.find_document(name_or_path)
 
-    def upsert(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> None:
+    def upsert(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray,
+               sentence_vectors: np.ndarray | None = None) -> None:
         if vectors.shape[0] != len(chunks):
             raise ValueError("one vector per chunk expected")
+        sids = [f"{c.chunk_id}#{i}" for c in chunks for i in range(len(c.sentences))]
+        if sentence_vectors is not None and sentence_vectors.shape[0] != len(sids):
+            raise ValueError("one vector per chunk sentence expected")
         m = self.s.manifest
         if m.get("dim") is None:
             m["dim"] = int(vectors.shape[1])
             self.s.vectors = self.s._new_vectors(m["dim"])
+            self.s.sentences = self.s._new_vectors(m["dim"])
         old = self.s.chunks._upsert(doc, chunks)
-        self.s.vectors.delete(old)
+        self._delete_vectors(old)
         self.s.vectors.add([c.chunk_id for c in chunks], vectors.astype(np.float32))
+        if sentence_vectors is not None:
+            self.s.sentences.add(sids, sentence_vectors.astype(np.float32))
         self.changed = True
+
+    def _delete_vectors(self, chunks: list[Chunk]) -> None:
+        self.s.vectors.delete([c.chunk_id for c in chunks])
+        self.s.sentences.delete([f"{c.chunk_id}#{i}" for c in chunks for i in range(len(c.sentences))])
 
     def remove(self, path: str) -> bool:
         info = self.s.manifest["docs"].pop(path, None)
         if info is None:
             return False
-        self.s.vectors.delete(self.s.chunks._drop_doc(info["doc_id"]))
+        self._delete_vectors(self.s.chunks._drop_doc(info["doc_id"]))
         self.changed = True
         return True
 
@@ -234,6 +247,7 @@ class LocalWriter:
                     f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
             (tmp / "texts.json").write_text(json.dumps(s.chunks._texts, ensure_ascii=False), encoding="utf-8")
             s.vectors.save(tmp / "vectors")
+            s.sentences.save(tmp / "sentences")
             s.keywords.save(tmp / "bm25")
             # manifest last: a snapshot folder without one is never made current
             (tmp / "manifest.json").write_text(json.dumps(m, ensure_ascii=False, indent=1), encoding="utf-8")
