@@ -93,7 +93,7 @@ def _find_base(root: Path, inner: str, pattern: str) -> Path:
             if n > best_n:
                 best, best_n = cand, n
     if best is None:
-        raise CorpusError(f"no pages matching '{pattern}' found under '{inner}' (or any '{tail}' folder) in the package")
+        raise CorpusError(f"no pages matching '{pattern}' under '{inner}' (or any '{tail}' folder) in the package")
     print(f"note: '{inner}' not in the package; using '{best.relative_to(root).as_posix()}'", file=sys.stderr)
     return best
 
@@ -177,7 +177,8 @@ def fetch(name: str, dest: str | Path | None = None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Fetch a Dutch documentation corpus from a Debian package.")
     ap.add_argument("name", nargs="?", help=f"corpus name ({', '.join(sorted(REGISTRY))})")
-    ap.add_argument("--dest", help="destination folder (default: $RAG_CACHE/corpora/NAME or ~/.cache/ragnl/corpora/NAME)")
+    ap.add_argument("--dest", help="destination folder (default: $RAG_CACHE/corpora/NAME, "
+                                   "else ~/.cache/ragnl/corpora/NAME)")
     ap.add_argument("--list", action="store_true", help="list the known corpora and exit")
     args = ap.parse_args(argv)
     if args.list:
