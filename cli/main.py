@@ -201,6 +201,8 @@ def eval_cmd(set_path: Optional[str] = typer.Option(None, "--set", help="questio
              split: Optional[str] = typer.Option(None, "--split", help="only items of this split (tune | test)"),
              retriever: Optional[str] = typer.Option(None, "--retriever", help="bm25 | dense | hybrid"),
              generator: Optional[str] = typer.Option(None, "--generator"),
+             gen_cache: Optional[str] = typer.Option(None, "--gen-cache", help="cache generations in this JSONL file "
+                                                     "(re-scoring without re-running the model; latency then invalid)"),
              compare: Optional[List[str]] = typer.Option(None, "--compare", help="two report folders (give twice)"),
              index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt):
     """Evaluate retrieval, answers, refusals and citations on a question set."""
@@ -228,11 +230,17 @@ def eval_cmd(set_path: Optional[str] = typer.Option(None, "--set", help="questio
     cfg = _cfg(index, embedder=embedder, generator=generator, retriever=retriever, mode=mode)
     out = out or str(Path("eval/runs") / _time.strftime("%Y%m%d-%H%M%S"))
     assistant = _assistant(cfg)
+    if gen_cache and cfg.mode == "generate" and assistant.generator() is not None:
+        from eval.gencache import CachingGenerator
+
+        assistant.with_generator(CachingGenerator(assistant.generator(), gen_cache))
     try:
         summary = run_eval(set_path, assistant, out, mode=cfg.mode, retrieval_only=retrieval_only, k=k, ks=cut,
                            split=split)
     except DatasetError as e:
         _fail(str(e))
+    if gen_cache:
+        typer.secho(f"generation cache {gen_cache}: latency figures are not valid for cached answers", dim=True)
     for line in headline(summary):
         typer.echo("  " + line)
     typer.echo(f"report: {out}/report.md, {out}/report.html ({summary['seconds']} s"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .answer import binding, evidence
+from .answer import binding, evidence, reader
 from .answer.policy import Decision, RefusalPolicy
 from .answer.prompt import REFUSAL, SYSTEM_PROMPT, build_messages
 from .config import MODES, ConfigError, RagConfig
@@ -82,6 +82,11 @@ class Assistant:
             except ModelMissingError as e:
                 self.generator_error = str(e)
         return self._generator
+
+    def with_generator(self, generator) -> "Assistant":
+        """This assistant (same store view and embedder) answering with ``generator``."""
+        self._generator, self.generator_error = generator, ""
+        return self
 
     def warm_up(self) -> None:
         """Load the models and evaluate the fixed system prompt once, so the first question only
@@ -189,6 +194,14 @@ class Assistant:
             return
 
         shown = ev.shown(self.cfg)
+        if self.cfg.strategy == "read" and hasattr(gen, "option_logprobs"):
+            yield from self._read(ans, gen, question, shown, lang, previous, timings, t0)
+        else:
+            yield from self._free(ans, gen, question, shown, ev, lang, previous, timings, t0)
+
+    def _free(self, ans: Answer, gen, question: str, shown: list, ev, lang: str, previous: str,
+              timings: dict[str, float], t0: float) -> Iterator[StreamEvent]:
+        """Free generation: the model writes the answer; the app binds and verifies citations."""
         messages = build_messages(question, shown, lang, previous)
         t = time.perf_counter()
         parts: list[str] = []
@@ -206,6 +219,42 @@ class Assistant:
         decision = self.policy.after(question, raw, b)
         timings["cite_s"] = time.perf_counter() - t
         ans.unsupported = b.unsupported
+        if decision.refuse:
+            yield Final(self._refused(ans, decision, timings, t0))
+            return
+        ans.text, ans.citations = b.text, b.citations
+        yield Final(self._done(ans, timings, t0))
+
+    def _read(self, ans: Answer, gen, question: str, shown: list, lang: str, previous: str,
+              timings: dict[str, float], t0: float) -> Iterator[StreamEvent]:
+        """Read strategy: the model points at the answering source(s) and copies the answer words;
+        the policy decides from the pointing confidence; each part cites the source it came from."""
+        shown = shown[:9]
+        messages = reader.messages_for(question, shown, lang, SYSTEM_PROMPT, previous)
+        t = time.perf_counter()
+        probs, none = reader.point(gen, messages, len(shown), lang)
+        timings["point_s"] = time.perf_counter() - t
+        ans.signals = {"point_top": round(max(probs), 4), "point_none": round(none, 4)}
+        decision = self.policy.after_pointing(question, shown, probs, none)
+        if decision.refuse:
+            yield Final(self._refused(ans, decision, timings, t0))
+            return
+        t = time.perf_counter()
+        chosen = reader.choose(probs, self.cfg.read_max_sources, self.cfg.read_ratio)
+        parts = []
+        for i in chosen:
+            text, copied = reader.copy(gen, messages, shown, i, question, lang)
+            if not self.policy.states_asked_type(question, text) and self.policy.states_asked_type(question,
+                                                                                                 shown[i].quote):
+                text, copied = shown[i].quote, False
+            if all(text != p[0] for p in parts):
+                parts.append((text, i, copied))
+        timings["copy_s"] = time.perf_counter() - t
+        b = binding.compose(parts, shown)
+        ans.raw_answer = " | ".join(p[0] for p in parts)
+        timings["first_token_s"] = time.perf_counter() - t0
+        yield Token(b.text)
+        decision = self.policy.after(question, b.text, b)
         if decision.refuse:
             yield Final(self._refused(ans, decision, timings, t0))
             return

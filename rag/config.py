@@ -24,6 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 Mode = Literal["generate", "extractive"]
 RetrieverName = Literal["bm25", "dense", "hybrid"]
+Strategy = Literal["read", "free"]
 MODES: tuple[str, ...] = get_args(Mode)
 RETRIEVERS: tuple[str, ...] = get_args(RetrieverName)
 
@@ -111,6 +112,11 @@ class RetrievalConfig:
 @dataclass(frozen=True)
 class AnsweringConfig:
     mode: Mode = "generate"
+    # generate strategy: "read" = the model points at the answering source (log-probs) and copies the answer
+    # words, verified; "free" = the model writes the answer, the app binds citations afterwards
+    strategy: Strategy = "read"
+    read_max_sources: int = _range(3, 1, 9)
+    read_ratio: float = _range(0.5, 0.0, 1.0)
     prompt_sentences: int = _range(5, 1)
     prompt_chars: int = _range(700, 100)  # dev set: 700 vs 560 chars -> correct 0.58 vs 0.52
     prompt_margin: float = _range(0.08, 0.0)
@@ -126,6 +132,7 @@ class AnsweringConfig:
 class RefusalConfig:
     refuse_below: float = _range(0.3, 0.0, 1.0)  # calibrated relevance; dev set (eval/sets/dev.jsonl)
     require_question_terms: bool = True
+    point_min: float = _range(0.0, 0.0, 1.0)  # read strategy: least P(source) the model must give its best source
 
     def __post_init__(self) -> None:
         _check(self)

@@ -147,6 +147,7 @@ class Answer:
     unsupported: list[str] = field(default_factory=list)
     raw_answer: str = ""
     refusal_reason: str = ""
+    signals: dict[str, float] = field(default_factory=dict)  # model confidence the policy decided on
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,6 +161,7 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "unsupported": self.unsupported,
             "raw_answer": self.raw_answer,
+            "signals": self.signals,
             "passages": [h.to_dict() for h in self.passages],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }

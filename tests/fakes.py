@@ -49,3 +49,26 @@ class ScriptedGenerator:
         if stream:
             return iter([reply[i : i + 7] for i in range(0, len(reply), 7)])
         return reply
+
+
+class ScriptedReader(ScriptedGenerator):
+    """A generator that also points (fixed probabilities over [0..n]) and copies (scripted replies)."""
+
+    def __init__(self, probs, copies, replies=()):
+        super().__init__(replies)
+        self.probs = list(probs)  # P(none), P([1]), P([2]), ...
+        self.copies = list(copies)
+        self.prefills = []
+
+    def option_logprobs(self, messages, prefill, options):
+        import math
+
+        self.prompts.append(messages)
+        self.prefills.append(prefill)
+        p = [self.probs[int(o)] if int(o) < len(self.probs) else 1e-9 for o in options]
+        s = sum(p)
+        return [math.log(max(x, 1e-12) / s) for x in p]
+
+    def complete(self, messages, prefill="", max_tokens=48, stop=None):
+        self.prefills.append(prefill)
+        return self.copies.pop(0) if self.copies else ""

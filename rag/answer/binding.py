@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import Calibration
 from ..ingest import sentences as sentsplit
-from ..text import ALIASES, STOPWORDS, content_terms, term_coverage
+from ..text import STOPWORDS, content_terms, language, term_coverage
 from ..types import Citation
 
 MARKER = re.compile(
@@ -66,11 +66,13 @@ def unsupported_facts(claim: str, question: str, source_text: str) -> list[str]:
     reuse numbers from elsewhere ("10.000 militairen"); such a sentence is not supported."""
     src_low, q_low = source_text.lower(), question.lower()
     missing = sorted(_numbers(claim) - _numbers(question) - _numbers(source_text))
+    if language(claim) != language(source_text):
+        return missing  # names are spelled differently across languages ("Germany" / "Duitsland")
     for i, tok in enumerate(_NAME.findall(claim)):
         low = tok.lower()
         if not tok[0].isupper() or low in STOPWORDS or low in _STARTERS or low in q_low:
             continue
-        if low in src_low or (len(low) >= 5 and low[:5] in src_low) or any(a in src_low for a in ALIASES.get(low, [])):
+        if low in src_low or (len(low) >= 5 and low[:5] in src_low):
             continue
         missing.append(tok)
     return missing
@@ -177,6 +179,18 @@ def _render(supported: list[BoundSentence], unsupported: list[str], sources: Seq
             text = text + " " + "".join(marks)
         parts.append(text)
     return Binding(" ".join(parts), citations, supported, unsupported)
+
+
+def compose(parts: Sequence[tuple[str, int, bool]], sources: Sequence[Citation]) -> Binding:
+    """An answer made of parts that each rest on one source: ``(text, source index, copied)`` where
+    text is the model's verified copy of the answer words or the source sentence itself."""
+    bound = []
+    for text, i, _ in parts:
+        text = text[:1].upper() + text[1:]
+        if not re.search(r"[.!?…][\"'”’»)]*$", text):
+            text += "."
+        bound.append(BoundSentence(text, [i], sources[i].score))
+    return _render(bound, [], sources)
 
 
 def extractive(sources: Sequence[Citation], n: int, min_ratio: float = 0.97) -> Binding:

@@ -31,6 +31,7 @@ class LlamaCppGenerator:
         self.name = name or self.path.name
         self.n_ctx, self.n_threads, self.temperature = n_ctx, n_threads, temperature
         self._llm = None
+        self._formatter = None
         self._lock = threading.Lock()  # one llama context cannot serve two requests at once
 
     @property
@@ -60,6 +61,56 @@ class LlamaCppGenerator:
                 delta = part["choices"][0].get("delta", {}).get("content")
                 if delta:
                     yield delta
+
+    # ---- reading with log-probabilities (the model points and copies; the app decides) ----
+    def render(self, messages: Messages, prefill: str = "") -> str:
+        """The GGUF's chat template applied to ``messages`` with the assistant turn opened and
+        ``prefill`` already written in it."""
+        if self._formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            llm = self.llm
+            template = llm.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise ModelMissingError(f"{self.path.name} has no chat template")
+            tok = lambda t: llm.detokenize([t], special=True).decode("utf-8", "ignore") if t >= 0 else ""  # noqa: E731
+            self._formatter = Jinja2ChatFormatter(template, eos_token=tok(llm.token_eos()), bos_token=tok(llm.token_bos()))
+        return self._formatter(messages=messages).prompt + prefill
+
+    def _last_logits(self, prompt: str):
+        """Evaluate ``prompt`` (reusing the longest prefix already in the KV cache) and return the
+        logits of the next token."""
+        import numpy as np
+
+        llm = self.llm
+        toks = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        old = llm.input_ids[: llm.n_tokens].tolist()
+        n = 0
+        while n < min(len(old), len(toks) - 1) and old[n] == toks[n]:
+            n += 1
+        llm.n_tokens = n
+        llm.eval(toks[n:])
+        return np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).copy()
+
+    def option_logprobs(self, messages: Messages, prefill: str, options: list[str]) -> list[float]:
+        """Log-probabilities, normalised over ``options``, that the assistant continues ``prefill``
+        with each option (judged by the option's first token)."""
+        import numpy as np
+
+        with self._lock:
+            logits = self._last_logits(self.render(messages, prefill))
+            ids = [self.llm.tokenize(o.encode("utf-8"), add_bos=False, special=False)[0] for o in options]
+        z = np.array([logits[i] for i in ids], dtype=np.float64)
+        z -= z.max()
+        return (z - np.log(np.exp(z).sum())).tolist()
+
+    def complete(self, messages: Messages, prefill: str = "", max_tokens: int = 48, stop: list[str] | None = None) -> str:
+        """Greedy continuation of the assistant turn after ``prefill`` (prefix cache reused)."""
+        with self._lock:
+            toks = self.llm.tokenize(self.render(messages, prefill).encode("utf-8"), add_bos=False, special=True)
+            out = self.llm.create_completion(toks, max_tokens=max_tokens, temperature=0.0, top_k=1, seed=0,
+                                             stop=stop or [])
+        return out["choices"][0]["text"]
 
 
 class TransformersGenerator:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..config import RagConfig
 from ..stores.base import KeywordIndex
-from ..text import ALIASES, DATE_WORDS, NUMBER_WORDS, STOPWORDS, language, term_coverage, words
+from ..text import DATE_WORDS, NUMBER_WORDS, STOPWORDS, language, term_coverage, words
 from ..types import Citation, Hit
 from .binding import Binding, strip_markers
 
@@ -60,6 +60,7 @@ def key_terms(question: str) -> tuple[list[str], list[str]]:
     names, numbers = [], []
     tokens = re.findall(r"[^\W_]+(?:[-'’][^\W_]+)*", question)
     for i, tok in enumerate(tokens):
+        tok = re.sub(r"['’]s$", "", tok)  # possessive: "NATO's" -> "NATO"
         low = tok.lower()
         if low in STOPWORDS or low in QUESTION_WORDS:
             continue
@@ -70,13 +71,13 @@ def key_terms(question: str) -> tuple[list[str], list[str]]:
     return names, numbers
 
 
-def missing_key_terms(question: str, keywords: KeywordIndex, retrieved_low: str) -> list[str]:
-    """Names no indexed chunk mentions (asked of the keyword index, not by scanning the corpus),
-    and numbers the retrieved text never mentions."""
+def missing_key_terms(question: str, keywords: KeywordIndex, lang: str = "nl") -> list[str]:
+    """Names and numbers the question hinges on that no indexed chunk mentions (asked of the keyword
+    index, not by scanning the corpus). Names are checked only for questions in the corpus language
+    (Dutch): other languages name places and organisations differently."""
     names, numbers = key_terms(question)
-    missing = [n for n in names if not keywords.has_term(n) and not any(keywords.has_term(a) for a in ALIASES.get(n, []))]
-    missing += [n for n in numbers if n not in retrieved_low]
-    return missing
+    missing = [n for n in names if not keywords.has_term(n)] if lang == "nl" else []
+    return missing + [n for n in numbers if not keywords.has_term(n)]
 
 
 def expected_answer_type(question: str) -> str | None:
@@ -137,11 +138,23 @@ class RefusalPolicy:
         if rel < self.cfg.refuse_below:
             return Decision.refusal(f"low relevance ({rel:.2f} < {self.cfg.refuse_below})")
         if self.cfg.require_question_terms:
-            retrieved = " ".join(f"{h.chunk.date} {h.chunk.title} {h.chunk.text}" for h in hits).lower()
-            missing = missing_key_terms(question, keywords, retrieved)
+            missing = missing_key_terms(question, keywords, lang)
             if missing:
                 return Decision.refusal("not in the sources: " + ", ".join(missing))
         return Decision.answer()
+
+    def after_pointing(self, question: str, shown: list[Citation], probs: list[float], none: float) -> Decision:
+        """Refuse when the model points at no source with enough confidence?"""
+        top = max(probs) if probs else 0.0
+        if none >= top:
+            return Decision.refusal(f"the model points at no source (P(none) {none:.2f})")
+        if top < self.cfg.point_min:
+            return Decision.refusal(f"the model is unsure which source answers ({top:.2f} < {self.cfg.point_min})")
+        return Decision.answer()
+
+    @staticmethod
+    def states_asked_type(question: str, text: str) -> bool:
+        return answer_has_type(strip_markers(text), expected_answer_type(question))
 
     def after(self, question: str, raw: str, binding: Binding) -> Decision:
         """Keep the generated, bound answer?"""

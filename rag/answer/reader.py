@@ -1,0 +1,137 @@
+"""Stage 3 (read strategy) — the small model points and copies; the app decides and cites.
+
+Small models copy spans well but paraphrase badly (dropped negations, echoed questions), so the
+model is asked two short things over one prompt (llama.cpp reuses the shared prefix, so the second
+call costs only its few new tokens):
+1. point: the log-probabilities that the answer is in shown source ``[1]..[n]`` or in none (``[0]``);
+2. copy: for each chosen source, the words of that source that answer the question.
+A copied answer is kept only when it is verified against its source (an exact copy, or words the
+source states with no negation flip, invented number or name, repetition, or bare echo of the
+question); otherwise the source sentence itself is the answer. Every answer part cites exactly the
+source it came from, so citations are right by construction.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from ..text import content_terms, term_coverage, words
+from ..types import Citation
+from .binding import new_information, unsupported_facts
+
+NEGATIONS = {"niet", "geen", "nooit", "niets", "noch", "not", "no", "never", "none", "nothing", "neither", "nor"}
+
+POINT_PROMPT = {
+    "nl": "Welke bron beantwoordt de vraag? Antwoord met het nummer van de bron, of 0 als geen enkele bron het "
+          "antwoord geeft.",
+    "en": "Which source answers the question? Answer with the number of the source, or 0 if no source gives the "
+          "answer.",
+}
+POINT_PREFILL = {"nl": "Bron [", "en": "Source ["}
+COPY_PREFILL = {"nl": "Bron [{n}]. Antwoord: ", "en": "Source [{n}]. Answer: "}
+
+
+@dataclass
+class Reading:
+    """What the model said about the shown sources (indices are 0-based into ``shown``)."""
+
+    probs: list[float]  # P(the answer is in shown source i)
+    none: float  # P(no shown source answers)
+    chosen: list[int] = field(default_factory=list)
+    parts: list[tuple[str, int, bool]] = field(default_factory=list)  # (answer text, source index, copied?)
+
+    @property
+    def top(self) -> float:
+        return max(self.probs) if self.probs else 0.0
+
+
+def messages_for(question: str, shown: list[Citation], lang: str, system: str, previous: str = "") -> list[dict]:
+    lines = []
+    for i, s in enumerate(shown, 1):
+        head = f"[{i}]" + (f" ({s.date})" if s.date else "")
+        lines.append(f"{head} {s.quote}")
+    ctx = (f"Vervolg op de vraag: {previous}\n" if lang == "nl" else f"Follow-up to: {previous}\n") if previous else ""
+    label = "Vraag" if lang == "nl" else "Question"
+    src = "Bronnen" if lang == "nl" else "Sources"
+    user = f"{src}:\n" + "\n".join(lines) + f"\n\n{ctx}{label}: {question}\n{POINT_PROMPT[lang]}"
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def point(gen, messages: list[dict], n: int, lang: str) -> tuple[list[float], float]:
+    """(P(source i) for i in 1..n, P(none)) from one forward pass."""
+    options = [str(i) for i in range(0, min(n, 9) + 1)]
+    lp = gen.option_logprobs(messages, POINT_PREFILL[lang], options)
+    p = [math.exp(x) for x in lp]
+    return p[1:] + [0.0] * (n - len(p) + 1), p[0]
+
+
+def choose(probs: list[float], max_sources: int, ratio: float) -> list[int]:
+    """Sources whose probability is at least ``ratio`` of the best one, best first."""
+    if not probs:
+        return []
+    best = max(probs)
+    order = sorted(range(len(probs)), key=lambda i: -probs[i])
+    return [i for i in order[:max_sources] if probs[i] >= ratio * best]
+
+
+def _norm(s: str) -> str:
+    return " ".join(re.sub(r"[^\w%€$.,-]+", " ", s.lower()).split()).strip(" .,")
+
+
+def clean_copy(text: str) -> str:
+    """First line of the model's answer without markers, quotes or a trailing source mention."""
+    text = (text or "").strip().split("\n")[0]
+    text = re.sub(r"\s*\[\d+\]", "", text)
+    return text.strip().strip("\"'“”‘’«»").strip()
+
+
+def degenerate(text: str) -> bool:
+    """Repeats itself: a word trigram occurring three times, or one word making up half the answer."""
+    ws = words(text)
+    if len(ws) >= 6:
+        grams = [tuple(ws[i:i + 3]) for i in range(len(ws) - 2)]
+        if max(grams.count(g) for g in set(grams)) >= 3:
+            return True
+        if max(ws.count(w) for w in set(ws)) * 2 > len(ws) and len(set(ws)) > 1:
+            return True
+    return False
+
+
+def negation_flip(answer: str, source: str) -> bool:
+    """The answer negates what the source states positively, or drops the source's negation
+    while repeating the words around it."""
+    a, s = set(words(answer)), words(source)
+    a_neg, s_neg = bool(a & NEGATIONS), bool(set(s) & NEGATIONS)
+    if a_neg and not s_neg:
+        return True
+    if s_neg and not a_neg:
+        # the source's negation governs the copied words when they sit within 4 words of it
+        pos = [i for i, w in enumerate(s) if w in NEGATIONS]
+        near = {w for i in pos for w in s[max(0, i - 4): i + 5]} - NEGATIONS
+        return len(set(content_terms(" ".join(near))) & set(content_terms(answer))) >= 2
+    return False
+
+
+def verify(answer: str, source: str, question: str) -> bool:
+    """Is ``answer`` a faithful copy of what ``source`` says in reply to ``question``?"""
+    if not answer or len(answer) > 400 or degenerate(answer):
+        return False
+    if not new_information(answer, question) and not re.search(r"\d", answer) and not set(words(answer)) & NEGATIONS:
+        return False  # a bare echo of the question
+    if negation_flip(answer, source) or unsupported_facts(answer, question, source):
+        return False
+    if _norm(answer) and _norm(answer) in _norm(source):
+        return True
+    return term_coverage(new_information(answer, question) or answer, source) >= 0.6
+
+
+def copy(gen, messages: list[dict], shown: list[Citation], idx: int, question: str, lang: str,
+         max_tokens: int = 48) -> tuple[str, bool]:
+    """(answer text, True) when the model's copy verifies against source ``idx``; else (quote, False)."""
+    raw = gen.complete(messages, COPY_PREFILL[lang].format(n=idx + 1), max_tokens=max_tokens, stop=["\n"])
+    text = clean_copy(raw)
+    if verify(text, shown[idx].quote, question):
+        return text, True
+    return shown[idx].quote, False
