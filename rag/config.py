@@ -62,6 +62,7 @@ class StorageConfig:
     index_dir: str = str(PROJECT_ROOT / "index")
     cache_dir: str = field(default_factory=lambda: str(default_cache_dir()))
     vector_store: str = "faiss"  # a backend registered in rag.stores.factory (checked when opened)
+    milvus_uri: str = ""  # vector_store "milvus": a file path (milvus-lite) or http://host:19530; "" = <index>/milvus.db
 
     def __post_init__(self) -> None:
         _check(self)
@@ -179,6 +180,21 @@ CALIBRATIONS: dict[str, Calibration] = {
     ),
 }
 
+@dataclass(frozen=True)
+class Answerability:
+    """A logistic model over the read strategy's signals (see ``RefusalPolicy.reading_signals``):
+    P(answerable) = sigmoid(bias + sum(weights[f] * signal[f])); refuse below ``threshold``.
+    Fitted with ``python -m eval.fit_policy`` on tune splits only."""
+
+    note: str
+    weights: dict[str, float]
+    bias: float
+    threshold: float
+
+
+# keyed by generator name; a generator without an entry falls back to ``point_min`` alone
+ANSWERABILITY: dict[str, Answerability] = {}
+
 _SECTIONS = {"storage": StorageConfig, "models": ModelConfig, "chunking": ChunkingConfig,
              "retrieval": RetrievalConfig, "answering": AnsweringConfig, "refusal": RefusalConfig,
              "serving": ServingConfig}
@@ -197,6 +213,10 @@ class RagConfig:
 
     def __post_init__(self) -> None:
         self.calib  # noqa: B018  (fails early on an embedder without calibration)
+
+    @property
+    def answerability(self) -> Answerability | None:
+        return ANSWERABILITY.get(self.models.generator)
 
     @property
     def calib(self) -> Calibration:

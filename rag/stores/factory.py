@@ -39,3 +39,12 @@ def _open_faiss(cfg: RagConfig, embedder_id: str, dim: int) -> Store:
 
 
 register("faiss", _open_faiss)
+
+
+def _open_milvus(cfg: RagConfig, embedder_id: str, dim: int) -> Store:
+    from .milvus import MilvusStore
+
+    return MilvusStore.open(cfg.index_dir, cfg.milvus_uri, embedder_id, dim)
+
+
+register("milvus", _open_milvus)
