@@ -187,7 +187,7 @@ class Assistant:
         if gen is None:
             ans.mode = "extractive"  # chosen, or the automatic fallback when no generator is installed
             t = time.perf_counter()
-            b = binding.extractive(ev.sources, self.cfg.extractive_sentences)
+            b = binding.extractive(ev.sources, self.cfg.extractive_sentences, lang=lang)
             ans.text, ans.citations, ans.raw_answer = b.text, b.citations, b.text
             timings["answer_s"] = time.perf_counter() - t
             yield Final(self._done(ans, timings, t0))
@@ -234,13 +234,14 @@ class Assistant:
         t = time.perf_counter()
         probs, none = reader.point(gen, messages, len(shown), lang)
         timings["point_s"] = time.perf_counter() - t
-        ans.signals = {"point_top": round(max(probs), 4), "point_none": round(none, 4)}
-        decision = self.policy.after_pointing(question, shown, probs, none)
+        signals = self.policy.reading_signals(question, shown, probs, none)
+        ans.signals = {k: round(v, 4) for k, v in signals.items()}
+        decision = self.policy.after_pointing(signals)
         if decision.refuse:
             yield Final(self._refused(ans, decision, timings, t0))
             return
         t = time.perf_counter()
-        chosen = reader.choose(probs, self.cfg.read_max_sources, self.cfg.read_ratio)
+        chosen = reader.choose(probs, self.cfg.read_max_sources, self.cfg.read_ratio, self.cfg.read_rank_penalty)
         parts = []
         for i in chosen:
             text, copied = reader.copy(gen, messages, shown, i, question, lang)

@@ -189,3 +189,11 @@ def test_invented_numbers_and_names_are_not_supported():
     assert b.citations and {c.start for c in b.citations} == {0, 200}
     b = bind("De missie in Irak telt 7.500 militairen [1].", sources, None, None, question="Hoeveel militairen?")
     assert b.supported == [] and b.unsupported
+
+
+def test_extractive_english_question_gets_english_lead_in(cfg, store, fake_embedder):
+    a, _ = make(cfg, store, fake_embedder, [])
+    ans = a.ask("Which tasks does the mission in Irak take over?", mode="extractive")
+    assert not ans.refused and ans.text.startswith("The sources say (in Dutch): ")
+    c = ans.citations[0]
+    assert store.chunks.document_text(c.doc_id)[c.start:c.end] == c.quote and c.quote.rstrip(".") in ans.text

@@ -15,6 +15,9 @@ def test_choose_keeps_sources_near_the_best():
     assert reader.choose([0.1, 0.6, 0.35, 0.05], max_sources=3, ratio=0.5) == [1, 2]
     assert reader.choose([0.1, 0.6, 0.35, 0.05], max_sources=1, ratio=0.5) == [1]
     assert reader.choose([], 3, 0.5) == []
+    # hand-computed: log(0.4) - 1*0 = -0.916 beats log(0.6) - 1*1 = -1.511; 0.6's weight ratio exp(-0.595) = 0.55
+    assert reader.choose([0.4, 0.6], max_sources=2, ratio=0.5, rank_penalty=1.0) == [0, 1]
+    assert reader.choose([0.4, 0.6], max_sources=2, ratio=0.6, rank_penalty=1.0) == [0]
 
 
 def test_verify_accepts_exact_copies_and_rejects_flips_echoes_and_repetition():

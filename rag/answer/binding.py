@@ -193,11 +193,18 @@ def compose(parts: Sequence[tuple[str, int, bool]], sources: Sequence[Citation])
     return _render(bound, [], sources)
 
 
-def extractive(sources: Sequence[Citation], n: int, min_ratio: float = 0.97) -> Binding:
-    """An answer made of the best source sentences themselves, each citing itself."""
+QUOTE_LEAD = {"en": "The sources say (in Dutch):"}
+
+
+def extractive(sources: Sequence[Citation], n: int, min_ratio: float = 0.97, lang: str = "nl") -> Binding:
+    """An answer made of the best source sentences themselves (in the evidence ranking), each citing
+    itself; a question in another language than the sources gets a lead-in in its own language."""
     if not sources:
         return Binding("", [], [], [])
     best = sources[0].score
     picked = [i for i, s in enumerate(sources[:n]) if i == 0 or s.score >= best * min_ratio]
     bound = [BoundSentence(sources[i].quote, [i], sources[i].score) for i in picked]
-    return _render(bound, [], sources)
+    b = _render(bound, [], sources)
+    if lang in QUOTE_LEAD:
+        b.text = f"{QUOTE_LEAD[lang]} {b.text}"
+    return b

@@ -143,11 +143,41 @@ class RefusalPolicy:
                 return Decision.refusal("not in the sources: " + ", ".join(missing))
         return Decision.answer()
 
-    def after_pointing(self, question: str, shown: list[Citation], probs: list[float], none: float) -> Decision:
-        """Refuse when the model points at no source with enough confidence?"""
-        top = max(probs) if probs else 0.0
+    def reading_signals(self, question: str, shown: list[Citation], probs: list[float], none: float) -> dict[str, float]:
+        """Plain numbers the answer/refuse decision rests on once the model has pointed."""
+        lang = language(question)
+        order = sorted(range(len(probs)), key=lambda i: -probs[i])
+        top = order[0] if order else 0
+        chosen = shown[top] if shown else None
+        kind = expected_answer_type(question)
+        return {
+            "relevance": max((self.relevance(s.cos, s.coverage, lang) for s in shown), default=0.0),
+            "coverage": max((s.coverage for s in shown), default=0.0),
+            "point_top": probs[top] if probs else 0.0,
+            "point_margin": (probs[order[0]] - probs[order[1]]) if len(order) > 1 else (probs[top] if probs else 0.0),
+            "point_none": none,
+            "chosen_coverage": chosen.coverage if chosen else 0.0,
+            "chosen_relevance": self.relevance(chosen.cos, chosen.coverage, lang) if chosen else 0.0,
+            "type_ok": float(chosen is not None and answer_has_type(chosen.quote, kind)),
+        }
+
+    def answerable(self, signals: dict[str, float]) -> float | None:
+        """P(answerable) from the fitted model for this generator, or None when there is none."""
+        m = self.cfg.answerability
+        if m is None:
+            return None
+        z = m.bias + sum(w * signals.get(f, 0.0) for f, w in m.weights.items())
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def after_pointing(self, signals: dict[str, float]) -> Decision:
+        """Refuse when the model points at no source, or the signals say the sources do not answer?"""
+        top, none = signals["point_top"], signals["point_none"]
         if none >= top:
             return Decision.refusal(f"the model points at no source (P(none) {none:.2f})")
+        p = self.answerable(signals)
+        if p is not None and p < self.cfg.answerability.threshold:
+            return Decision.refusal(f"the sources probably do not answer this (P {p:.2f} < "
+                                    f"{self.cfg.answerability.threshold})")
         if top < self.cfg.point_min:
             return Decision.refusal(f"the model is unsure which source answers ({top:.2f} < {self.cfg.point_min})")
         return Decision.answer()

@@ -67,13 +67,15 @@ def point(gen, messages: list[dict], n: int, lang: str) -> tuple[list[float], fl
     return p[1:] + [0.0] * (n - len(p) + 1), p[0]
 
 
-def choose(probs: list[float], max_sources: int, ratio: float) -> list[int]:
-    """Sources whose probability is at least ``ratio`` of the best one, best first."""
+def choose(probs: list[float], max_sources: int, ratio: float, rank_penalty: float = 0.0) -> list[int]:
+    """Sources by the model's pointing combined with the evidence ranking (``log p - rank_penalty *
+    position``), keeping those whose combined weight is at least ``ratio`` of the best, best first."""
     if not probs:
         return []
-    best = max(probs)
-    order = sorted(range(len(probs)), key=lambda i: -probs[i])
-    return [i for i in order[:max_sources] if probs[i] >= ratio * best]
+    w = [math.log(max(p, 1e-9)) - rank_penalty * i for i, p in enumerate(probs)]
+    order = sorted(range(len(probs)), key=lambda i: -w[i])
+    best = w[order[0]]
+    return [i for i in order[:max_sources] if math.exp(w[i] - best) >= ratio]
 
 
 def _norm(s: str) -> str:
