@@ -159,7 +159,7 @@ class Assistant:
         timings: dict[str, float] = {}
         question = (question or "").strip()
         lang = language(question)
-        query, previous = standalone(question, history)
+        query, previous = standalone(question, history, lambda q, j: self._context_helps(view, q, j))
         ans = Answer(question=question, text="", mode=mode, language=lang, standalone_question=query)
         if not question:
             yield Final(self._refused(ans, Decision.refusal("empty question"), timings, t0))
@@ -243,8 +243,10 @@ class Assistant:
         t = time.perf_counter()
         chosen = reader.choose(probs, self.cfg.read_max_sources, self.cfg.read_ratio, self.cfg.read_rank_penalty)
         parts = []
-        for i in chosen:
-            text, copied = reader.copy(gen, messages, shown, i, question, lang)
+        for rank, i in enumerate(chosen):
+            # the best source's answer words are copied by the model; further sources (lists, several
+            # documents) are quoted whole: one short generation keeps the latency down
+            text, copied = reader.copy(gen, messages, shown, i, question, lang) if rank == 0 else (shown[i].quote, False)
             if not self.policy.states_asked_type(question, text) and self.policy.states_asked_type(question,
                                                                                                  shown[i].quote):
                 text, copied = shown[i].quote, False
@@ -261,6 +263,14 @@ class Assistant:
             return
         ans.text, ans.citations = b.text, b.citations
         yield Final(self._done(ans, timings, t0))
+
+    def _context_helps(self, view: _View, question: str, joint: str) -> bool:
+        """Does the previous question make this one find better passages (a higher best cosine)?"""
+        vecs = self.embedder.embed_queries([question, joint])
+        alone, together = view.store.vectors.search(vecs[0], 1), view.store.vectors.search(vecs[1], 1)
+        if not alone or not together:
+            return True
+        return together[0][1] > alone[0][1] + self.cfg.follow_up_margin
 
     @staticmethod
     def _done(ans: Answer, timings: dict[str, float], t0: float) -> Answer:

@@ -100,6 +100,9 @@ class RetrievalConfig:
     top_k: int = _range(5, 1, 100)
     candidates: int = _range(30, 1)
     rrf_k: int = _range(60, 1)
+    # a question with only a pronoun pointing back keeps the previous question when that raises its best
+    # passage cosine by more than this (not fitted: 0 = any improvement)
+    follow_up_margin: float = _range(0.0, -1.0, 1.0)
     dense_weight: float = _range(1.0, 0.0)
     bm25_weight: float = _range(1.0, 0.0)
     diversify: bool = False

@@ -58,3 +58,12 @@ def test_content_terms_stem_and_join_thousands():
     assert "10000" in content_terms("er komen 10.000 drones")
     assert content_terms("ministers") == content_terms("minister")
     assert content_terms("De NAVO-ministers")[1:] == ["navo"] + content_terms("ministers")  # compound parts too
+
+
+def test_weak_follow_up_keeps_context_only_when_it_helps():
+    hist = [{"role": "user", "content": "Wat zei Stoltenberg over desinformatie?"}, {"role": "assistant", "content": "x"}]
+    q = "Welke landen steunen deze kandidaat volgens de NOS?"
+    assert standalone(q, hist, lambda q, j: False) == (q, "")
+    assert standalone(q, hist, lambda q, j: True)[1] == hist[0]["content"]
+    # strong follow-ups never ask: "En Finland?" cannot stand alone
+    assert standalone("En Finland?", hist, lambda q, j: False)[1] == hist[0]["content"]

@@ -6,6 +6,8 @@ question plus the new one, so both retrievers see the missing names and topics.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ..text import words
 
 ANAPHORA = {
@@ -16,18 +18,27 @@ ANAPHORA = {
 STARTERS = ("en ", "maar ", "ook ", "and ", "but ", "what about", "en wat", "wat nog", "waarom", "why")
 
 
-def is_follow_up(question: str) -> bool:
+def follow_up_kind(question: str) -> str:
+    """"strong" (opens like a continuation, or too short to stand alone), "weak" (a pronoun that may
+    point back, in an otherwise complete question) or "" (stands alone)."""
     q = question.strip().lower()
     ws = words(q)
     if not ws:
-        return False
+        return ""
     if q.startswith(STARTERS) or len(ws) <= 3:
-        return True
-    return any(w in ANAPHORA for w in ws)
+        return "strong"
+    return "weak" if any(w in ANAPHORA for w in ws) else ""
 
 
-def standalone(question: str, history: list[dict] | None) -> tuple[str, str]:
-    """Return (query for retrieval, previous question it follows or "")."""
+def is_follow_up(question: str) -> bool:
+    return bool(follow_up_kind(question))
+
+
+def standalone(question: str, history: list[dict] | None,
+               context_helps: Callable[[str, str], bool] | None = None) -> tuple[str, str]:
+    """Return (query for retrieval, previous question it follows or ""). A weak follow-up keeps
+    the previous question only when ``context_helps(question, joint_query)`` says so (without a
+    judge it does), so an independent question after earlier turns does not inherit their topic."""
     if not history:
         return question, ""
     prev = ""
@@ -35,6 +46,10 @@ def standalone(question: str, history: list[dict] | None) -> tuple[str, str]:
         if turn.get("role") == "user":
             prev = turn.get("standalone") or turn.get("content", "")
             break
-    if not prev or not is_follow_up(question):
+    kind = follow_up_kind(question)
+    if not prev or not kind:
         return question, ""
-    return f"{prev} {question}", prev
+    joint = f"{prev} {question}"
+    if kind == "weak" and context_helps is not None and not context_helps(question, joint):
+        return question, ""
+    return joint, prev
