@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Collection, Iterator
 
 from .answer import binding, evidence, reader
 from .answer.policy import Decision, RefusalPolicy
@@ -129,24 +129,26 @@ class Assistant:
 
     # ---------- retrieval ----------
     def search(self, query: str, k: int | None = None, retriever: str | None = None,
-               history: list[dict] | None = None) -> list[Hit]:
-        """The best passages with calibrated relevance; a follow-up is resolved against ``history``."""
+               history: list[dict] | None = None, doc_ids: Collection[str] | None = None) -> list[Hit]:
+        """The best passages with calibrated relevance; a follow-up is resolved against ``history``.
+        ``doc_ids`` (e.g. ``Filter.resolve(self.documents())``) restricts retrieval to those documents."""
         query, _ = standalone(query, history)
-        hits = self._view.retriever.search(query, k=k or self.cfg.top_k, retriever=retriever)
+        hits = self._view.retriever.search(query, k=k or self.cfg.top_k, retriever=retriever, doc_ids=doc_ids)
         return self.policy.annotate(query, hits)
 
     # ---------- answering ----------
     def ask(self, question: str, history: list[dict] | None = None, mode: str | None = None,
-            k: int | None = None, depth: int | None = None) -> Answer:
+            k: int | None = None, depth: int | None = None, doc_ids: Collection[str] | None = None) -> Answer:
         final = None
-        for event in self.ask_stream(question, history, mode, k, depth):
+        for event in self.ask_stream(question, history, mode, k, depth, doc_ids):
             if isinstance(event, Final):
                 final = event.answer
         assert final is not None
         return final
 
     def ask_stream(self, question: str, history: list[dict] | None = None, mode: str | None = None,
-                   k: int | None = None, depth: int | None = None) -> Iterator[StreamEvent]:
+                   k: int | None = None, depth: int | None = None,
+                   doc_ids: Collection[str] | None = None) -> Iterator[StreamEvent]:
         """Stream ``Token`` events while the model writes, then one ``Final`` with the verified answer.
         ``k`` passages feed the answer; ``depth`` (>= k) passages are retrieved and returned in
         ``Answer.passages`` (the eval runner scores retrieval on them)."""
@@ -169,7 +171,7 @@ class Assistant:
         qvec = self.embedder.embed_queries([query])[0]
         timings["embed_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        hits = view.retriever.search(query, k=max(k, depth or 0), qvec=qvec)
+        hits = view.retriever.search(query, k=max(k, depth or 0), qvec=qvec, doc_ids=doc_ids)
         self.policy.annotate(query, hits)
         ans.passages = hits
         hits = hits[:k]

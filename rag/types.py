@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import date as _date
+from typing import Any, Sequence
 
 
 @dataclass
@@ -165,6 +168,122 @@ class Answer:
             "passages": [h.to_dict() for h in self.passages],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
+
+    def to_markdown(self) -> str:
+        """The answer with its sources as Markdown (``rag ask --format md`` and the UI's download)."""
+        en = self.language == "en"
+        out = [f"**{'Question' if en else 'Vraag'}:** {_md_line(self.question)}", "", self.text.strip()]
+        if self.refused:
+            label = "Not answered from the sources" if en else "Niet beantwoord uit de bronnen"
+            out += ["", f"*{label}: {_md_line(self.refusal_reason)}*" if self.refusal_reason else f"*{label}*"]
+        if self.citations:
+            out += ["", f"### {'Sources' if en else 'Bronnen'}", ""]
+            for c in self.citations:
+                meta = ", ".join(x for x in (f"`{c.doc}`", c.date, f"{'chars' if en else 'tekens'} {c.start}–{c.end}") if x)
+                out.append(f"{c.n}. **{_md_line(c.title or c.doc)}** — {meta}")
+                out += [f"   > {line}" if line.strip() else "   >" for line in c.quote.strip().splitlines()]
+        return "\n".join(out).rstrip() + "\n"
+
+
+def _md_line(text: str) -> str:
+    return " ".join((text or "").split())
+
+
+DATE_FORMAT = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2})?)?")
+
+
+def check_date(value: str, what: str = "date") -> str:
+    """A document date as YYYY, YYYY-MM or YYYY-MM-DD (a real calendar date), or "" (none).
+    Raises ValueError naming ``what`` and the expected format."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    ok = DATE_FORMAT.fullmatch(value) is not None
+    if ok:
+        parts = [int(x) for x in value.split("-")] + [1, 1]
+        try:
+            _date(parts[0], parts[1], parts[2])
+        except ValueError:
+            ok = False
+    if not ok:
+        raise ValueError(f"{what}: '{value}' is not a date; expected YYYY, YYYY-MM or YYYY-MM-DD")
+    return value
+
+
+class FilterError(ValueError):
+    """A filter is malformed or matches no document; the message says which part."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which documents retrieval may use: file names or globs (``docs``, matched against the file name,
+    the full path and the doc id; any pattern may match) and/or an inclusive date range over the
+    document ``date`` metadata. Partial dates are periods: a document dated 2020-04 matches
+    ``since="2020-04-15"``, and ``until="2020"`` includes all of 2020. Documents without a date are
+    left out when a date bound is given."""
+
+    docs: tuple[str, ...] = ()
+    since: str = ""
+    until: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "docs", tuple(d.strip() for d in self.docs if d and d.strip()))
+        object.__setattr__(self, "since", check_date(self.since, "since"))
+        object.__setattr__(self, "until", check_date(self.until, "until"))
+        if self.since and self.until and _period(self.since)[0] > _period(self.until)[1]:
+            raise FilterError(f"since {self.since} is after until {self.until}")
+
+    @property
+    def empty(self) -> bool:
+        return not (self.docs or self.since or self.until)
+
+    def describe(self) -> str:
+        parts = [f"documents {', '.join(self.docs)}"] if self.docs else []
+        parts += [f"since {self.since}"] if self.since else []
+        parts += [f"until {self.until}"] if self.until else []
+        return "; ".join(parts) or "no filter"
+
+    def resolve(self, documents: Sequence[DocInfo]) -> list[str] | None:
+        """The doc ids this filter allows among ``documents`` (``Assistant.documents()``), or None
+        when it does not restrict anything. Raises FilterError when a pattern, or the whole filter,
+        matches no document."""
+        if self.empty:
+            return None
+        pool = list(documents)
+        if self.docs:
+            keep: dict[str, DocInfo] = {}
+            for pat in self.docs:
+                found = [d for d in pool if _matches(pat, d)]
+                if not found:
+                    raise FilterError(f"no document matches '{pat}' ({len(pool)} documents in the index)")
+                keep.update({d.doc_id: d for d in found})
+            pool = list(keep.values())
+        if self.since or self.until:
+            lo = _period(self.since)[0] if self.since else "0000-00-00"
+            hi = _period(self.until)[1] if self.until else "9999-99-99"
+            pool = [d for d in pool if d.date and _overlaps(d.date, lo, hi)]
+        if not pool:
+            raise FilterError(f"no document matches the filter ({self.describe()}); documents without a date "
+                              f"never match a date range")
+        return sorted(d.doc_id for d in pool)
+
+
+def _period(value: str) -> tuple[str, str]:
+    """First and last day of a YYYY / YYYY-MM / YYYY-MM-DD period as comparable strings."""
+    n = value.count("-")
+    return value + ("-01-01", "-01", "")[n], value + ("-12-31", "-31", "")[n]
+
+
+def _overlaps(doc_date: str, lo: str, hi: str) -> bool:
+    if DATE_FORMAT.fullmatch(doc_date.strip()) is None:
+        return False
+    first, last = _period(doc_date.strip())
+    return first <= hi and last >= lo
+
+
+def _matches(pattern: str, d: DocInfo) -> bool:
+    p = pattern.lower()
+    return any(fnmatch.fnmatchcase(x.lower(), p) for x in (d.name, d.path, d.doc_id) if x)
 
 
 @dataclass(frozen=True)
