@@ -101,6 +101,11 @@ class StoreWriter(Protocol):
 
     def remove(self, path: str) -> bool: ...
 
+    def set_meta(self, path: str, title: str | None = None, date: str | None = None) -> bool:
+        """Set the title and/or date (None = keep) of the document at ``path`` and of its chunks;
+        False when it is not in the index. Visible after ``commit``."""
+        ...
+
     def commit(self) -> None:
         """Make every change visible at once (or none, if it fails)."""
         ...

@@ -260,6 +260,21 @@ class LocalWriter:
         self.changed = False
         _gc(s.root, keep=name)
 
+    def set_meta(self, path: str, title: str | None = None, date: str | None = None) -> bool:
+        """Set a document's title and/or date (its manifest entry and its chunks); False when not indexed.
+        Vectors stay as embedded (with the old title); BM25 is rebuilt with the new title on commit."""
+        info = self.s.manifest["docs"].get(path)
+        if info is None:
+            return False
+        new = {k: v for k, v in (("title", title), ("date", date)) if v is not None}
+        info.update(new)
+        for c in self.s.chunks:
+            if c.doc_id == info["doc_id"]:
+                for k, v in new.items():
+                    setattr(c, k, v)
+        self.changed = True
+        return True
+
 
 def _gc(root: Path, keep: str) -> None:
     for d in root.iterdir():
