@@ -149,6 +149,8 @@ class RefusalConfig:
 class ServingConfig:
     max_upload_mb: int = _range(20, 1)
     ui_auth: str = ""  # "user:password" turns on the UI login
+    # bearer token for the OpenAI-compatible API (/v1); "" = open, unless ui_auth is set (then the API is closed)
+    api_key: str = ""
 
     def __post_init__(self) -> None:
         _check(self)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import html
 import shutil
+import tempfile
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -13,8 +15,9 @@ import gradio as gr
 from rag import Assistant
 from rag.config import MODES
 from rag.ingest.loaders import SUPPORTED
-from rag.types import Final
+from rag.types import Answer, Filter, Final
 
+from .openai_api import create_api
 from .render import CSS, JS, answer_html, sources_html
 
 EXAMPLES = [
@@ -83,6 +86,13 @@ class UIState:
                 lines.append(f"❌ {html.escape(Path(f).name)}: {html.escape(reason)}")
         return "\n".join(f"- {x}" for x in lines) or "Geen bestanden gekozen."
 
+    def export_markdown(self, answer: Answer) -> str:
+        """Write the answer with its sources as a Markdown file for the download button; returns the path."""
+        folder = Path(tempfile.mkdtemp(prefix="ragnl-export-"))
+        path = folder / f"antwoord-{time.strftime('%Y%m%d-%H%M%S')}.md"
+        path.write_text(answer.to_markdown(), encoding="utf-8")
+        return str(path)
+
     def remove_doc(self, name: str) -> str:
         if not name:
             return "Kies eerst een document."
@@ -95,22 +105,32 @@ class UIState:
 def build_app(state: UIState) -> gr.Blocks:
     cfg = state.cfg
 
-    def respond(message: str, chat: list, conv: list, mode: str, k: int):
+    def respond(message: str, chat: list, conv: list, mode: str, k: int, docs: list | None = None,
+                since: str = "", until: str = ""):
         message = (message or "").strip()
+        no_export = gr.update(value=None, interactive=False)
         if not message:
-            yield chat, conv, gr.update(), ""
+            yield chat, conv, gr.update(), "", no_export
             return
         chat = list(chat or []) + [{"role": "user", "content": html.escape(message)},
                                    {"role": "assistant", "content": "…"}]
-        yield chat, conv, gr.update(), ""
+        try:
+            doc_ids = Filter(docs=tuple(docs or ()), since=since or "", until=until or "").resolve(
+                state.assistant.documents())
+        except ValueError as e:  # a malformed date or a filter that matches no document
+            chat[-1] = {"role": "assistant", "content": f'<div class="rag-refusal">⚠️ <b>Filter</b> — '
+                                                          f"{html.escape(str(e))}</div>"}
+            yield chat, conv, gr.update(), "", no_export
+            return
+        yield chat, conv, gr.update(), "", no_export
         partial, final = "", None
-        for event in state.assistant.ask_stream(message, history=conv or None, mode=mode, k=int(k)):
+        for event in state.assistant.ask_stream(message, history=conv or None, mode=mode, k=int(k), doc_ids=doc_ids):
             if isinstance(event, Final):
                 final = event.answer
             else:
                 partial += event.text
                 chat[-1] = {"role": "assistant", "content": html.escape(partial) + " ▌"}
-                yield chat, conv, gr.update(), ""
+                yield chat, conv, gr.update(), "", no_export
         chat[-1] = {"role": "assistant", "content": answer_html(final)}
         conv = list(conv or []) + [
             {"role": "user", "content": message, "standalone": final.standalone_question},
@@ -118,7 +138,8 @@ def build_app(state: UIState) -> gr.Blocks:
         t = final.timings
         info = (f"{final.mode} · eerste token {t['first_token_s']:.1f}s · " if "first_token_s" in t else f"{final.mode} · ")
         info += f"totaal {t.get('total_s', 0):.1f}s"
-        yield chat, conv, sources_html(final, state.assistant.document_text), info
+        yield (chat, conv, sources_html(final, state.assistant.document_text), info,
+               gr.update(value=state.export_markdown(final), interactive=True))
 
     def answer_api(question: str, mode: str = "generate", k: int = 5) -> dict:
         """JSON answer for API clients: text, refused, citations with spans, timings."""
@@ -130,16 +151,20 @@ def build_app(state: UIState) -> gr.Blocks:
         return d
 
     def clear():
-        return [], [], sources_html(None), ""
+        return [], [], sources_html(None), "", gr.update(value=None, interactive=False)
 
-    def upload(files, progress=gr.Progress()):
+    def picker(selected: list | None = None):
+        names = state.doc_names()
+        return gr.update(choices=names, value=[n for n in (selected or []) if n in names])
+
+    def upload(files, selected, progress=gr.Progress()):
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         msg = state.add_files(paths, progress)
-        return msg, state.doc_rows(), gr.update(choices=state.doc_names(), value=None), None
+        return msg, state.doc_rows(), gr.update(choices=state.doc_names(), value=None), None, picker(selected)
 
-    def do_remove(name):
+    def do_remove(name, selected):
         msg = state.remove_doc(name)
-        return msg, state.doc_rows(), gr.update(choices=state.doc_names(), value=None)
+        return msg, state.doc_rows(), gr.update(choices=state.doc_names(), value=None), picker(selected)
 
     with gr.Blocks(title="ragnl — vragen over je documenten") as app:
         gr.Markdown("## Vraag het je documenten\nAntwoorden met bronvermelding; staat het er niet in, dan zegt de "
@@ -156,16 +181,25 @@ def build_app(state: UIState) -> gr.Blocks:
                         mode = gr.Radio(list(MODES), value=cfg.mode, label="Antwoordmodus")
                         k = gr.Slider(1, 10, value=cfg.top_k, step=1, label="Aantal passages (top-k)")
                         clear_btn = gr.Button("Nieuw gesprek", elem_id="rag-clear")
+                    with gr.Accordion("Filters: documenten en datum", open=False):
+                        doc_filter = gr.Dropdown(choices=state.doc_names(), value=[], multiselect=True,
+                                                 label="Alleen deze documenten (leeg = alle)", elem_id="rag-doc-filter")
+                        with gr.Row():
+                            since = gr.Textbox(label="Vanaf (JJJJ, JJJJ-MM of JJJJ-MM-DD)", elem_id="rag-since")
+                            until = gr.Textbox(label="Tot en met", elem_id="rag-until")
                     info = gr.Markdown(elem_id="rag-info")
+                    export = gr.DownloadButton("Download antwoord + bronnen (Markdown)", value=None,
+                                               interactive=False, elem_id="rag-export")
                     gr.Examples(EXAMPLES, inputs=box)
                 with gr.Column(scale=2):
                     gr.Markdown("### Bronnen")
                     sources = gr.HTML(sources_html(None), elem_id="rag-sources")
             conv = gr.State([])
-            ev = dict(fn=respond, inputs=[box, chatbot, conv, mode, k], outputs=[chatbot, conv, sources, info])
+            ev = dict(fn=respond, inputs=[box, chatbot, conv, mode, k, doc_filter, since, until],
+                      outputs=[chatbot, conv, sources, info, export])
             send.click(**ev, api_name="chat").then(lambda: "", outputs=box)
             box.submit(**ev, api_name=False).then(lambda: "", outputs=box)
-            clear_btn.click(clear, outputs=[chatbot, conv, sources, info], api_name=False)
+            clear_btn.click(clear, outputs=[chatbot, conv, sources, info, export], api_name=False)
         with gr.Tab("Documenten"):
             gr.Markdown(f"Upload .txt, .md, .html, .pdf of .docx (max {state.max_upload_mb} MB per bestand).")
             files = gr.File(file_count="multiple", file_types=sorted(SUPPORTED), label="Bestanden",
@@ -177,8 +211,11 @@ def build_app(state: UIState) -> gr.Blocks:
             with gr.Row():
                 pick = gr.Dropdown(choices=state.doc_names(), label="Document verwijderen", value=None)
                 rm_btn = gr.Button("Verwijder", variant="stop")
-            up_btn.click(upload, inputs=files, outputs=[status, table, pick, files], api_name="upload")
-            rm_btn.click(do_remove, inputs=pick, outputs=[status, table, pick], api_name="remove")
+            up_btn.click(upload, inputs=[files, doc_filter], outputs=[status, table, pick, files, doc_filter],
+                         api_name="upload")
+            rm_btn.click(do_remove, inputs=[pick, doc_filter], outputs=[status, table, pick, doc_filter],
+                         api_name="remove")
+        app.load(picker, inputs=doc_filter, outputs=doc_filter, api_name=False)
         gr.api(answer_api, api_name="answer")
     app.queue(default_concurrency_limit=4, max_size=128)
     return app
@@ -191,11 +228,21 @@ def warm_up(state: UIState) -> None:
         pass
 
 
-def launch(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, **kw):
+def create_app(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860):
+    """One FastAPI app: the OpenAI-compatible API under /v1 (``ui.openai_api``) and the Gradio UI at /,
+    both on the same Assistant. The UI login (RAG_UI_AUTH) guards the UI; the API has its own key."""
     cfg = assistant.cfg
     auth = tuple(cfg.ui_auth.split(":", 1)) if cfg.ui_auth else None
     state = UIState(assistant)
-    threading.Thread(target=warm_up, args=(state,), daemon=True).start()
-    app = build_app(state)
-    return app.launch(server_name=host, server_port=port, auth=auth, css=CSS, js=JS,
-                      max_file_size=f"{state.max_upload_mb}mb", show_error=True, footer_links=[], **kw)
+    api = create_api(assistant)  # its /v1 routes are matched before the Gradio mount
+    return gr.mount_gradio_app(api, build_app(state), path="/", server_name=host, server_port=port, auth=auth,
+                               css=CSS, js=JS, max_file_size=f"{state.max_upload_mb}mb", show_error=True,
+                               footer_links=[])
+
+
+def launch(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860) -> None:
+    import uvicorn
+
+    app = create_app(assistant, host, port)
+    threading.Thread(target=warm_up, args=(UIState(assistant),), daemon=True).start()
+    uvicorn.run(app, host=host, port=port, log_level="warning")
