@@ -2,6 +2,7 @@
 a fake vector index swapped in through the factory answering end to end."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from rag.config import ConfigError, RagConfig
 from rag.ingest.pipeline import ingest, remove
 from rag.retrieve.retriever import Retriever
 from rag.stores import factory
-from rag.stores.base import ChunkStore, EmbedderMismatchError, KeywordIndex, Store, VectorIndex
+from rag.stores.base import ChunkStore, EmbedderMismatchError, KeywordIndex, Store, StoreError, VectorIndex
 from rag.stores.factory import open_store
 from tests.conftest import chunks_of
 
@@ -90,43 +91,83 @@ def test_bad_file_is_reported_and_keeps_existing_data(cfg, fake_embedder, docs, 
     assert len(_open(cfg, fake_embedder).chunks.documents()) == 2
 
 
+def _segment_files(cfg):
+    return sorted(p.name for p in (Path(cfg.index_dir) / "segments").iterdir())
+
+
 def test_crash_during_save_keeps_previous_index(cfg, fake_embedder, docs, monkeypatch, tmp_path):
     ingest([docs], cfg, fake_embedder, progress=False)
     n_before = len(_open(cfg, fake_embedder).chunks)
+    files_before = _segment_files(cfg)
     extra = tmp_path / "extra.txt"
     extra.write_text("Finland en Zweden zijn toegetreden.", encoding="utf-8")
+    import rag.stores.segments as seg
 
-    def boom(*a, **k):
-        raise OSError("disk full (simulated)")
+    real_save = seg.np.save
 
-    import rag.stores.faiss_index as fi
+    def boom(path, *a, **k):  # the chunk segment is written, the sentence segment fails
+        if Path(path).name.startswith("s-"):
+            raise OSError("disk full (simulated)")
+        real_save(path, *a, **k)
 
-    monkeypatch.setattr(fi.np, "save", boom)
+    monkeypatch.setattr(seg.np, "save", boom)
     with pytest.raises(OSError):
         ingest([extra], cfg, fake_embedder, progress=False)
     monkeypatch.undo()
     after = _open(cfg, fake_embedder)
     assert len(after.chunks) == n_before and after.chunks.find_document(str(extra)) is None
-    leftovers = [p.name for p in (tmp_path / "index").iterdir() if p.name.startswith(".tmp")]
-    assert leftovers == []
-    ingest([extra], cfg, fake_embedder, progress=False)  # the next commit works and cleans old snapshots
-    assert len([p for p in (tmp_path / "index").iterdir() if p.name.startswith("v-")]) == 1
+    assert _segment_files(cfg) == files_before  # the failed commit's files are gone
+    ingest([extra], cfg, fake_embedder, progress=False)  # the next commit works (the lock was given back)
+    assert _open(cfg, fake_embedder).chunks.find_document(str(extra)) is not None
 
 
-def test_crash_before_pointer_switch_keeps_previous(cfg, fake_embedder, docs, monkeypatch, tmp_path):
+def test_interrupt_before_the_transaction_commits_keeps_previous(cfg, fake_embedder, docs, monkeypatch, tmp_path):
     ingest([docs], cfg, fake_embedder, progress=False)
     import rag.stores.local as local
 
-    def boom(path, text):
+    def boom(self):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(local, "atomic_write_text", boom)
+    monkeypatch.setattr(local.LocalWriter, "_maintain", boom)  # runs right after COMMIT
+    real_set = local.LocalWriter._set_meta
+
+    def interrupt_at_generation(self, key, value):
+        if key == "generation":
+            raise KeyboardInterrupt  # the last statement before COMMIT
+        real_set(self, key, value)
+
+    monkeypatch.setattr(local.LocalWriter, "_set_meta", interrupt_at_generation)
     extra = tmp_path / "extra.txt"
     extra.write_text("Finland en Zweden zijn toegetreden.", encoding="utf-8")
     with pytest.raises(KeyboardInterrupt):
         ingest([extra], cfg, fake_embedder, progress=False)
     monkeypatch.undo()
-    assert len(_open(cfg, fake_embedder).chunks.documents()) == 2
+    store = _open(cfg, fake_embedder)
+    assert len(store.chunks.documents()) == 2 and store.version == "gen-1"
+    assert len(store.vectors) == len(store.chunks) == 2
+
+
+def test_old_snapshot_format_is_one_clear_error(cfg, fake_embedder):
+    root = Path(cfg.index_dir)
+    (root / "v-20250101-000000-abcdef").mkdir(parents=True)
+    (root / "CURRENT").write_text("v-20250101-000000-abcdef\n")
+    with pytest.raises(StoreError, match="older version.*re-ingest"):
+        _open(cfg, fake_embedder)
+
+
+def test_set_meta_changes_title_date_and_keywords(cfg, fake_embedder, docs):
+    ingest([docs], cfg, fake_embedder, progress=False)
+    store = _open(cfg, fake_embedder)
+    w = store.writer()
+    path = str((docs / "navo.txt").resolve())
+    assert w.set_meta(path, title="Zilveren jubileum", date="2024-04-04") and not w.set_meta("/nope.txt", title="x")
+    w.commit()
+    new = _open(cfg, fake_embedder)
+    info = new.chunks.find_document("navo.txt")
+    assert (info.title, info.date) == ("Zilveren jubileum", "2024-04-04")
+    assert {c.title for c in chunks_of(new) if c.doc_id == info.doc_id} == {"Zilveren jubileum"}
+    assert new.keywords.has_term("zilveren") and not store.keywords.has_term("zilveren")  # old view: its snapshot
+    assert new.keywords.top("zilveren", 5)[0][0].startswith(info.doc_id)
 
 
 def test_other_embedder_is_refused(cfg, fake_embedder, docs):
@@ -162,70 +203,66 @@ def test_unknown_vector_store_is_one_clear_error(cfg, fake_embedder):
         open_store(cfg.with_overrides(vector_store="nope"), fake_embedder.id, fake_embedder.dim)
 
 
-def test_hnsw_chosen_for_large_corpora(monkeypatch):
-    import rag.stores.faiss_index as fi
+def test_faiss_kind_by_size_and_override():
+    from rag.stores.faiss_index import ANN_MIN, FaissParams, choose_kind
 
-    monkeypatch.setattr(fi, "FLAT_LIMIT", 10)
-    vecs = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
-    assert type(fi.build_faiss(vecs, 8)).__name__ == "IndexHNSWFlat"
-    assert type(fi.build_faiss(vecs[:5], 8)).__name__ == "IndexFlatIP"
+    p = FaissParams(hnsw_min=5_000, ivf_min=20_000, ivfpq_min=80_000)
+    assert [choose_kind(n, p) for n in (10, 4_999, 5_000, 19_999, 20_000, 80_000)] == \
+        ["flat", "flat", "hnsw", "hnsw", "ivf", "ivfpq"]
+    forced = FaissParams(kind="ivf")
+    assert choose_kind(ANN_MIN - 1, forced) == "flat" and choose_kind(ANN_MIN, forced) == "ivf"
+    with pytest.raises(ConfigError, match="faiss_index .*'annoy' is not one of auto, flat, hnsw, ivf, ivfpq"):
+        RagConfig().with_overrides(faiss_index="annoy")
 
 
-class BruteForceIndex:
-    """A fake VectorIndex: numpy brute force, saved as .npy; counts searches."""
+class CountingVectors:
+    """A VectorIndex wrapper that counts searches (a backend's own vector index, swapped in)."""
 
     searches = 0
 
-    def __init__(self, dim, ids=None, vecs=None):
-        self.dim, self.ids = dim, list(ids or [])
-        self.vecs = vecs if vecs is not None else np.zeros((0, dim), np.float32)
+    def __init__(self, inner):
+        self.inner, self.dim = inner, inner.dim
 
     def __len__(self):
-        return len(self.ids)
+        return len(self.inner)
 
     def add(self, ids, vectors):
-        self.delete(ids)
-        self.ids += list(ids)
-        self.vecs = np.vstack([self.vecs, vectors])
+        self.inner.add(ids, vectors)
 
     def delete(self, ids):
-        keep = [i for i, c in enumerate(self.ids) if c not in set(ids)]
-        self.ids, self.vecs = [self.ids[i] for i in keep], self.vecs[keep]
+        self.inner.delete(ids)
 
     def search(self, qvec, k, allowed=None):
-        BruteForceIndex.searches += 1
-        s = self.vecs @ qvec
-        return [(self.ids[i], float(s[i])) for i in np.argsort(-s) if allowed is None or self.ids[i] in allowed][:k]
+        CountingVectors.searches += 1
+        return self.inner.search(qvec, k, allowed)
 
     def get(self, ids):
-        return self.vecs[[self.ids.index(c) for c in ids]]
+        return self.inner.get(ids)
 
     def save(self, folder):
-        folder.mkdir(parents=True)
-        np.save(folder / "v.npy", self.vecs)
-        (folder / "ids.json").write_text(json.dumps(self.ids))
-
-    @classmethod
-    def load(cls, folder, dim):
-        return cls(dim, json.loads((folder / "ids.json").read_text()), np.load(folder / "v.npy"))
+        self.inner.save(folder)
 
 
-def test_fake_vector_store_through_the_factory_answers_end_to_end(cfg, fake_embedder, docs, monkeypatch):
+def test_a_backend_registered_through_the_factory_answers_end_to_end(cfg, fake_embedder, docs, monkeypatch):
     from rag import Assistant
     from rag.stores.local import LocalStore
     from tests.fakes import ScriptedGenerator
 
+    def opener(c, e, d):
+        store = LocalStore.open(c.index_dir, e, d, name="counting")
+        store.vectors = CountingVectors(store.vectors)
+        return store
+
     monkeypatch.setattr(factory, "_BACKENDS", dict(factory._BACKENDS))
-    factory.register("brute", lambda c, e, d: LocalStore.open(c.index_dir, e, d, BruteForceIndex, BruteForceIndex.load,
-                                                              name="brute"))
-    c = cfg.with_overrides(vector_store="brute", refuse_below=0.0, prompt_margin=1.0)
+    factory.register("counting", opener)
+    c = cfg.with_overrides(vector_store="counting", refuse_below=0.0, prompt_margin=1.0)
     a = Assistant(c, embedder=fake_embedder, generator=ScriptedGenerator(["De NAVO bestaat 75 jaar [1]."]))
     rep = a.ingest([docs])
-    assert len(rep.added) == 2 and a.info()["backend"] == "brute"
-    assert isinstance(a.store.vectors, BruteForceIndex)
-    BruteForceIndex.searches = 0
+    assert len(rep.added) == 2 and a.info()["backend"] == "counting"
+    assert isinstance(a.store.vectors, CountingVectors) and isinstance(a.store.vectors, VectorIndex)
+    CountingVectors.searches = 0
     ans = a.ask("Hoe lang bestaat de NAVO?")
-    assert BruteForceIndex.searches == 1
+    assert CountingVectors.searches == 1
     assert not ans.refused and ans.text == "De NAVO bestaat 75 jaar [1]." and ans.citations[0].doc == "navo.txt"
     cit = ans.citations[0]
     assert a.document_text(cit.doc_id)[cit.start:cit.end] == cit.quote

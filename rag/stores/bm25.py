@@ -1,75 +1,194 @@
-"""The default ``KeywordIndex``: BM25 over chunks with Dutch stemming and stop words (bm25s +
-PyStemmer), keyed by chunk id. Rebuilt from the chunk texts when a snapshot is written."""
+"""BM25 over chunks with Dutch stemming and stop words: one scoring definition, two homes.
+
+Terms are ``rag.text.content_terms`` of ``title + text`` (stemmed, stop words dropped; a chunk
+without any is one ``_empty_`` term). Scores are bm25s' default ("lucene") variant, so numbers
+stay what they were when this store used bm25s:
+
+    score(q, d) = sum over query terms t (repeats count) of idf(t) * tf / (tf + k1 * (1 - b + b * dl / avgdl))
+    idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5)),   k1 = 1.2, b = 0.75
+
+- ``BM25Index``: in memory, built from a list of texts (small corpora, tests).
+- ``SqlBM25``: the default store's ``KeywordIndex``: an inverted index in SQLite tables that is
+  changed per chunk (``sql_add`` / ``sql_remove``: cost in proportion to the chunk, not the index)
+  and read inside the store view's snapshot.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Collection, Sequence
+from collections import Counter
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 
 from ..text import content_terms, stem, words
 
+K1, B = 1.2, 0.75
+EMPTY = "_empty_"
+
+
+def chunk_terms(title: str, text: str) -> list[str]:
+    """The terms BM25 indexes for one chunk."""
+    return content_terms(f"{title}\n{text}") or [EMPTY]
+
+
+def idf(df: np.ndarray | float, n: int) -> np.ndarray:
+    return np.log1p((n - np.asarray(df, dtype=np.float64) + 0.5) / (np.asarray(df, dtype=np.float64) + 0.5))
+
+
+def tf_part(tf: np.ndarray, dl: np.ndarray, avgdl: float) -> np.ndarray:
+    tf = np.asarray(tf, dtype=np.float64)
+    return tf / (tf + K1 * (1 - B + B * np.asarray(dl, dtype=np.float64) / avgdl))
+
+
+def has_term(word: str, known: Callable[[str], bool], known_prefix: Callable[[str], bool]) -> bool:
+    """Whether ``word`` (or a word sharing its stem or first five letters, or a part of a hyphenated
+    word) occurs in the index; ``known(stem)`` and ``known_prefix(five letters)`` ask the index."""
+    for w in words(word):
+        parts = [w] + [p for p in w.replace("’", "'").replace("'", "-").split("-") if len(p) >= 4]
+        for p in parts:
+            if known(stem(p)) or (len(p) >= 5 and known_prefix(p[:5])):
+                return True
+    return False
+
+
+def _top(crows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """Best ``k`` positive (key, score) pairs, best first; ties by key."""
+    keep = scores > 0
+    crows, scores = crows[keep], scores[keep]
+    order = np.lexsort((crows, -scores))[:k]
+    return [(int(crows[i]), float(scores[i])) for i in order]
+
 
 class BM25Index:
-    def __init__(self, retriever=None, ids: Sequence[str] = (), vocab: set[str] | None = None):
-        self._r = retriever
+    """In-memory BM25 over a fixed list of texts, keyed by ids."""
+
+    def __init__(self, ids: Sequence[str] = (), postings: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                 dl: np.ndarray | None = None):
         self._ids = list(ids)
-        self._vocab = vocab or set()
-        self._prefixes = {t[:5] for t in self._vocab if len(t) >= 5}
+        self._post = postings or {}
+        self._dl = dl if dl is not None else np.zeros(0)
+        self._prefixes = {t[:5] for t in self._post if len(t) >= 5}
 
     @classmethod
     def build(cls, ids: Sequence[str], texts: Sequence[str]) -> "BM25Index":
-        import bm25s
-
-        if not texts:
-            return cls()
-        tokens = [content_terms(t) or ["_empty_"] for t in texts]
-        r = bm25s.BM25(k1=1.2, b=0.75)
-        r.index(tokens, show_progress=False)
-        return cls(r, ids, {t for doc in tokens for t in doc})
+        rows: dict[str, tuple[list[int], list[int]]] = {}
+        dl = np.zeros(len(texts))
+        for i, t in enumerate(texts):
+            terms = content_terms(t) or [EMPTY]
+            dl[i] = len(terms)
+            for term, tf in Counter(terms).items():
+                r = rows.setdefault(term, ([], []))
+                r[0].append(i)
+                r[1].append(tf)
+        post = {t: (np.array(d, dtype=np.int64), np.array(f, dtype=np.float64)) for t, (d, f) in rows.items()}
+        return cls(ids, post, dl)
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every chunk (in id order) for ``query``; zeros when no term is known."""
-        if self._r is None:
-            return np.zeros(0, dtype=np.float32)
-        q = [t for t in content_terms(query) if t in self._vocab]
-        if not q:
-            return np.zeros(len(self._ids), dtype=np.float32)
-        return np.asarray(self._r.get_scores(q), dtype=np.float32)
+        """BM25 score of every text (in id order) for ``query``."""
+        out = np.zeros(len(self._ids))
+        n = len(self._ids)
+        if not n:
+            return out
+        avgdl = float(self._dl.mean())
+        for term, times in Counter(content_terms(query)).items():
+            if term in self._post:
+                d, tf = self._post[term]
+                out[d] += times * idf(len(d), n) * tf_part(tf, self._dl[d], avgdl)
+        return out
 
     def top(self, query: str, k: int, allowed: Collection[str] | None = None) -> list[tuple[str, float]]:
         s = self.scores(query)
-        if not len(s):
-            return []
         if allowed is not None:
-            mask = np.array([c in allowed for c in self._ids], dtype=bool)
-            s = np.where(mask, s, 0.0)
-        order = np.argsort(-s)[:k]
-        return [(self._ids[int(i)], float(s[i])) for i in order if s[i] > 0]
+            s = np.where(np.array([c in allowed for c in self._ids], dtype=bool), s, 0.0)
+        return [(self._ids[i], sc) for i, sc in _top(np.arange(len(s)), s, k)]
 
     def has_term(self, word: str) -> bool:
-        for w in words(word):
-            parts = [w] + [p for p in w.replace("’", "'").replace("'", "-").split("-") if len(p) >= 4]
-            for p in parts:
-                s = stem(p)
-                if s in self._vocab or (len(p) >= 5 and p[:5] in self._prefixes):
-                    return True
-        return False
+        return has_term(word, self._post.__contains__, self._prefixes.__contains__)
 
-    def save(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "ids.json").write_text(json.dumps(self._ids), encoding="utf-8")
-        if self._r is not None:
-            self._r.save(str(path), show_progress=False)
 
-    @classmethod
-    def load(cls, path: Path) -> "BM25Index":
-        import bm25s
+# ---------- in SQLite ----------
 
-        if not (path / "params.index.json").exists():
-            return cls()
-        r = bm25s.BM25.load(str(path), show_progress=False)
-        ids = json.loads((path / "ids.json").read_text(encoding="utf-8"))
-        return cls(r, ids, set(r.vocab_dict.keys()))
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS bm25_terms(tid INTEGER PRIMARY KEY, term TEXT UNIQUE NOT NULL, df INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS bm25_postings(tid INTEGER NOT NULL, crow INTEGER NOT NULL, tf INTEGER NOT NULL,
+                                         PRIMARY KEY(tid, crow)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bm25_docs(crow INTEGER PRIMARY KEY, dl INTEGER NOT NULL, terms TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS bm25_stats(one INTEGER PRIMARY KEY CHECK (one = 1), n INTEGER NOT NULL,
+                                      total INTEGER NOT NULL);
+INSERT OR IGNORE INTO bm25_stats VALUES (1, 0, 0);
+"""
+
+
+def sql_add(con, crow: int, terms: list[str]) -> None:
+    """Index one chunk (``crow``: its row id in the store's ``chunks`` table)."""
+    for term, tf in Counter(terms).items():
+        (tid,) = con.execute("INSERT INTO bm25_terms(term, df) VALUES (?, 1) ON CONFLICT(term) DO UPDATE "
+                             "SET df = df + 1 RETURNING tid", (term,)).fetchone()
+        con.execute("INSERT INTO bm25_postings VALUES (?, ?, ?)", (tid, crow, tf))
+    con.execute("INSERT INTO bm25_docs VALUES (?, ?, ?)", (crow, len(terms), " ".join(terms)))
+    con.execute("UPDATE bm25_stats SET n = n + 1, total = total + ?", (len(terms),))
+
+
+def sql_remove(con, crow: int) -> None:
+    row = con.execute("SELECT dl, terms FROM bm25_docs WHERE crow = ?", (crow,)).fetchone()
+    if row is None:
+        return
+    for term in set(row[1].split(" ")):
+        got = con.execute("UPDATE bm25_terms SET df = df - 1 WHERE term = ? RETURNING tid, df", (term,)).fetchone()
+        if got is None:
+            continue
+        con.execute("DELETE FROM bm25_postings WHERE tid = ? AND crow = ?", (got[0], crow))
+        if got[1] <= 0:
+            con.execute("DELETE FROM bm25_terms WHERE tid = ?", (got[0],))
+    con.execute("DELETE FROM bm25_docs WHERE crow = ?", (crow,))
+    con.execute("UPDATE bm25_stats SET n = n - 1, total = total - ?", (row[0],))
+
+
+class SqlBM25:
+    """``KeywordIndex`` over the SQLite tables, read through ``rows(sql, params)`` of one snapshot.
+    ``crow`` is the row id of the store's ``chunks(rowid, chunk_id)`` table."""
+
+    def __init__(self, rows: Callable[[str, tuple], list]):
+        self._rows = rows
+
+    def top(self, query: str, k: int, allowed: Collection[str] | None = None) -> list[tuple[str, float]]:
+        times = Counter(content_terms(query))
+        if not times:
+            return []
+        stats = self._rows("SELECT n, total FROM bm25_stats", ())
+        if not stats or not stats[0][0]:
+            return []
+        n, avgdl = stats[0][0], stats[0][1] / stats[0][0]
+        terms = self._rows("SELECT tid, term, df FROM bm25_terms WHERE term IN (SELECT value FROM json_each(?))",
+                           (json.dumps(list(times)),))
+        keys, parts = [], []
+        for tid, term, df in terms:
+            p = np.array(self._rows("SELECT p.crow, p.tf, d.dl FROM bm25_postings p JOIN bm25_docs d "
+                                    "ON d.crow = p.crow WHERE p.tid = ?", (tid,)), dtype=np.float64).reshape(-1, 3)
+            keys.append(p[:, 0].astype(np.int64))
+            parts.append(times[term] * idf(df, n) * tf_part(p[:, 1], p[:, 2], avgdl))
+        if not keys:
+            return []
+        crows, inv = np.unique(np.concatenate(keys), return_inverse=True)
+        scores = np.bincount(inv, weights=np.concatenate(parts))
+        if allowed is not None:
+            ok = {r for (r,) in self._rows("SELECT rowid FROM chunks WHERE chunk_id IN "
+                                          "(SELECT value FROM json_each(?))", (json.dumps(list(allowed)),))}
+            scores = np.where(np.isin(crows, np.fromiter(ok, dtype=np.int64, count=len(ok))), scores, 0.0)
+        best = _top(crows, scores, k)
+        if not best:
+            return []
+        names = dict(self._rows("SELECT rowid, chunk_id FROM chunks WHERE rowid IN (SELECT value FROM json_each(?))",
+                                (json.dumps([c for c, _ in best]),)))
+        return [(names[c], s) for c, s in best if c in names]
+
+    def has_term(self, word: str) -> bool:
+        def known(s: str) -> bool:
+            return bool(self._rows("SELECT 1 FROM bm25_terms WHERE term = ?", (s,)))
+
+        def known_prefix(p: str) -> bool:
+            return bool(self._rows("SELECT 1 FROM bm25_terms WHERE term >= ? AND term < ? LIMIT 1",
+                                   (p, p + "\U0010ffff")))
+
+        return has_term(word, known, known_prefix)

@@ -32,10 +32,10 @@ def open_store(cfg: RagConfig, embedder_id: str, dim: int) -> Store:
 
 
 def _open_faiss(cfg: RagConfig, embedder_id: str, dim: int) -> Store:
-    from .faiss_index import FaissIndex
+    from .faiss_index import FaissParams
     from .local import LocalStore
 
-    return LocalStore.open(cfg.index_dir, embedder_id, dim, FaissIndex, FaissIndex.load, name="faiss")
+    return LocalStore.open(cfg.index_dir, embedder_id, dim, FaissParams.from_config(cfg), cfg.write_lock_timeout)
 
 
 register("faiss", _open_faiss)

@@ -1,111 +1,149 @@
-"""The default ``VectorIndex``: FAISS over normalised vectors (inner product = cosine).
+"""FAISS structures for the default store's vector segments, chosen by size, plus a recall check.
 
-Exact search (``IndexFlatIP``) below ``FLAT_LIMIT`` vectors, HNSW above. Vectors and their chunk
-ids are kept beside the FAISS structure so ids, not positions, cross the boundary and stored
-vectors can be read back by id. The FAISS structure is rebuilt lazily after changes.
+Vectors are normalised, so inner product = cosine. A segment (see ``segments``) keeps its raw
+vectors in a ``.npy`` file; this module adds an approximate structure on top when the segment is
+large enough, and always re-scores the approximate candidates exactly from the raw vectors, so
+scores from different segments (and structures) compare.
+
+``faiss_index`` in the config picks the structure: ``auto`` chooses by the segment's size (exact
+below ``faiss_hnsw_min``, HNSW below ``faiss_ivf_min``, IVF-Flat below ``faiss_ivfpq_min``,
+IVF-PQ above); ``flat`` / ``hnsw`` / ``ivf`` / ``ivfpq`` force one for every segment of at least
+``ANN_MIN`` vectors (smaller ones are always searched exactly). Trained structures are written
+with the segment and read back as they are (no re-training, no re-building).
+``recall_at_k`` measures an approximate structure against exact search (``bench/store_writes.py``).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .base import StoreError
+KINDS = ("flat", "hnsw", "ivf", "ivfpq")
+ANN_MIN = 1000  # below this many vectors a segment is searched exactly whatever the setting
+REFINE = 2  # approximate candidates fetched per wanted result, then re-scored exactly
+FLAT_LIMIT = 50_000  # default of faiss_hnsw_min (kept for scripts that build a store-like HNSW directly)
 
-FLAT_LIMIT = 50_000  # exact search below this many vectors, HNSW above
+
+@dataclass(frozen=True)
+class FaissParams:
+    kind: str = "auto"
+    hnsw_min: int = FLAT_LIMIT
+    ivf_min: int = 250_000
+    ivfpq_min: int = 2_000_000
+    hnsw_m: int = 32
+    ef_search: int = 128
+    nprobe: int = 32
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "FaissParams":
+        return cls(kind=cfg.faiss_index, hnsw_min=cfg.faiss_hnsw_min, ivf_min=cfg.faiss_ivf_min,
+                   ivfpq_min=cfg.faiss_ivfpq_min, ef_search=cfg.faiss_ef_search, nprobe=cfg.faiss_nprobe)
 
 
-def build_faiss(vectors: np.ndarray, dim: int):
+def choose_kind(n: int, p: FaissParams) -> str:
+    if n < ANN_MIN:
+        return "flat"
+    if p.kind != "auto":
+        return p.kind
+    if n < p.hnsw_min:
+        return "flat"
+    if n < p.ivf_min:
+        return "hnsw"
+    return "ivf" if n < p.ivfpq_min else "ivfpq"
+
+
+def _nlist(n: int) -> int:
+    return int(max(1, min(4 * np.sqrt(n), n // 39)))
+
+
+def _pq_m(dim: int) -> int:
+    """Sub-quantisers for IVF-PQ: the divisor of ``dim`` nearest to dim/8 from below (8 dims each)."""
+    return max(m for m in range(1, max(1, dim // 8) + 1) if dim % m == 0)
+
+
+def build_faiss(vectors: np.ndarray, dim: int, kind: str = "auto", params: FaissParams | None = None):
+    """A FAISS index over ``vectors`` (rows = positions) of ``kind`` (``auto``: by size)."""
     import faiss
 
-    if len(vectors) >= FLAT_LIMIT:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = 128
-    else:
+    p = params or FaissParams(hnsw_min=FLAT_LIMIT)
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    kind = choose_kind(len(x), p) if kind == "auto" else kind
+    if kind == "flat":
         index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, p.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = p.ef_search
+    elif kind in ("ivf", "ivfpq"):
+        nlist = _nlist(len(x))
+        quantizer = faiss.IndexFlatIP(dim)
+        if kind == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexIVFPQ(quantizer, dim, nlist, _pq_m(dim), 8, faiss.METRIC_INNER_PRODUCT)
+        index.own_fields = True
+        quantizer.this.disown()
+        sample = x if len(x) <= 64 * nlist else x[np.random.default_rng(0).choice(len(x), 64 * nlist, replace=False)]
+        index.train(sample)
+        index.nprobe = p.nprobe
+    else:
+        raise ValueError(f"faiss_index: '{kind}' is not one of auto, {', '.join(KINDS)}")
+    if len(x):
+        index.add(x)
     return index
 
 
-class FaissIndex:
-    kind = "faiss"
+def build_ivf(vectors: np.ndarray, dim: int):
+    return build_faiss(vectors, dim, "ivf")
 
-    def __init__(self, dim: int, ids: list[str] | None = None, vectors: np.ndarray | None = None, index=None):
-        self.dim = int(dim)
-        self._ids: list[str] = list(ids or [])
-        self._vecs = vectors if vectors is not None else np.zeros((0, self.dim), dtype=np.float32)
-        self._pos = {c: i for i, c in enumerate(self._ids)}
-        self._index = index
 
-    def __len__(self) -> int:
-        return len(self._ids)
+def structure(index) -> str:
+    return "flat" if index is None else type(index).__name__
 
-    @property
-    def structure(self) -> str:
-        return type(self._faiss()).__name__
 
-    def _faiss(self):
-        if self._index is None:
-            self._index = build_faiss(self._vecs, self.dim)
-        return self._index
+def ann_top(index, vectors: np.ndarray, qvec: np.ndarray, k: int, params: FaissParams) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and exact scores of (about) the ``k`` best rows: ``REFINE * k`` approximate candidates
+    from ``index`` re-scored against the raw ``vectors``; best first."""
+    import faiss
 
-    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
-        if len(ids) != len(vectors):
-            raise ValueError("one vector per id expected")
-        if len(ids) and vectors.shape[1] != self.dim:
-            raise StoreError(f"vector dimension {vectors.shape[1]} does not match the index ({self.dim})")
-        self.delete(ids)
-        self._ids.extend(ids)
-        self._vecs = np.vstack([self._vecs, np.asarray(vectors, dtype=np.float32)])
-        self._pos = {c: i for i, c in enumerate(self._ids)}
-        self._index = None
+    n = len(vectors)
+    kk = int(min(n, REFINE * k))
+    if kk <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    q = np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32)
+    if isinstance(index, faiss.IndexHNSW):
+        sp = faiss.SearchParametersHNSW(efSearch=max(params.ef_search, kk))
+    elif isinstance(index, faiss.IndexIVF):
+        sp = faiss.SearchParametersIVF(nprobe=params.nprobe)
+    else:
+        sp = None
+    _, pos = index.search(q, kk, params=sp) if sp is not None else index.search(q, kk)
+    rows = np.unique(pos[0][pos[0] >= 0])  # sorted: reads the raw vectors in file order
+    scores = np.asarray(vectors[rows], dtype=np.float32) @ q[0]
+    order = np.argsort(-scores)[:k]
+    return rows[order], scores[order]
 
-    def delete(self, ids: Iterable[str]) -> None:
-        drop = {self._pos[c] for c in ids if c in self._pos}
-        if not drop:
-            return
-        keep = [i for i in range(len(self._ids)) if i not in drop]
-        self._ids = [self._ids[i] for i in keep]
-        self._vecs = self._vecs[keep]
-        self._pos = {c: i for i, c in enumerate(self._ids)}
-        self._index = None
 
-    def search(self, qvec: np.ndarray, k: int, allowed: Collection[str] | None = None) -> list[tuple[str, float]]:
-        if not self._ids:
-            return []
-        if allowed is not None:  # exact search over the allowed rows only
-            pos = np.array(sorted(self._pos[c] for c in allowed if c in self._pos), dtype=np.int64)
-            if not len(pos):
-                return []
-            s = self._vecs[pos] @ np.asarray(qvec, dtype=np.float32).reshape(-1)
-            order = np.argsort(-s)[:k]
-            return [(self._ids[int(pos[i])], float(s[i])) for i in order]
-        k = min(k, len(self._ids))
-        scores, pos = self._faiss().search(np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32), k)
-        return [(self._ids[int(i)], float(s)) for i, s in zip(pos[0], scores[0]) if i >= 0]
+def exact_top(vectors: np.ndarray, qvec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and scores of the ``k`` best rows by brute force; best first."""
+    if not len(vectors) or k <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    s = np.asarray(vectors, dtype=np.float32) @ np.asarray(qvec, dtype=np.float32).reshape(-1)
+    k = min(k, len(s))
+    part = np.argpartition(-s, k - 1)[:k]
+    order = part[np.argsort(-s[part], kind="stable")]
+    return order.astype(np.int64), s[order]
 
-    def get(self, ids: Sequence[str]) -> np.ndarray:
-        return self._vecs[[self._pos[c] for c in ids]] if ids else np.zeros((0, self.dim), np.float32)
 
-    def save(self, folder: Path) -> None:
-        import faiss
-
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "ids.json").write_text(json.dumps(self._ids), encoding="utf-8")
-        np.save(folder / "vectors.npy", self._vecs.astype(np.float32))
-        faiss.write_index(self._faiss(), str(folder / "faiss.index"))
-
-    @classmethod
-    def load(cls, folder: Path, dim: int) -> "FaissIndex":
-        import faiss
-
-        ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
-        vecs = np.load(folder / "vectors.npy")
-        index = faiss.read_index(str(folder / "faiss.index"))
-        if len(ids) != len(vecs) or index.ntotal != len(ids):
-            raise StoreError(f"vector index in {folder} is inconsistent (ids/vectors differ)")
-        return cls(dim, ids, vecs, index)
+def recall_at_k(index, vectors: np.ndarray, queries: np.ndarray, k: int = 10,
+                params: FaissParams | None = None) -> float:
+    """Share of the exact top-``k`` rows that the store's search over ``index`` finds, averaged over
+    ``queries`` (1.0 for exact search)."""
+    p = params or FaissParams()
+    found = 0
+    for q in np.asarray(queries, dtype=np.float32):
+        truth = set(exact_top(vectors, q, k)[0].tolist())
+        got = ann_top(index, vectors, q, k, p)[0] if index is not None else exact_top(vectors, q, k)[0]
+        found += len(truth & set(got.tolist()))
+    return found / (k * len(queries)) if len(queries) else 1.0
