@@ -21,6 +21,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 IndexOpt = typer.Option(None, "--index", help="index folder (default: ./index or $RAG_INDEX)")
 EmbOpt = typer.Option(None, "--embedder", help="'e5-small' or a local sentence-transformers folder")
+DocOpt = typer.Option(None, "--doc", help="only this document: file name or glob (repeatable)")
+SinceOpt = typer.Option(None, "--since", help="only documents dated on/after YYYY, YYYY-MM or YYYY-MM-DD")
+UntilOpt = typer.Option(None, "--until", help="only documents dated on/before YYYY, YYYY-MM or YYYY-MM-DD")
 
 
 def _cfg(index: Optional[str] = None, **kw) -> RagConfig:
@@ -57,6 +60,16 @@ def _assistant(cfg: RagConfig, need_existing: bool = True):
     if need_existing and not a.store.exists:
         _fail(f"no index at {cfg.index_dir}; run: rag ingest seeds/ (or pass --index DIR)")
     return a
+
+
+def _doc_ids(assistant, docs: Optional[List[str]], since: Optional[str], until: Optional[str]):
+    """--doc/--since/--until as the doc ids retrieval may use (None = all); one clear line when they match none."""
+    from rag.types import Filter
+
+    try:
+        return Filter(docs=tuple(docs or ()), since=since or "", until=until or "").resolve(assistant.documents())
+    except ValueError as e:
+        _fail(f"filter: {e}")
 
 
 @app.command()
@@ -104,11 +117,13 @@ def remove(files: List[str] = typer.Argument(..., help="file path, file name or 
 @_guard
 def search(question: str, k: int = typer.Option(5, "-k", help="number of passages"),
            retriever: Optional[str] = typer.Option(None, "--retriever", help="bm25 | dense | hybrid"),
+           doc: Optional[List[str]] = DocOpt, since: Optional[str] = SinceOpt, until: Optional[str] = UntilOpt,
            index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
            json_out: bool = typer.Option(False, "--json")):
     """Show the best passages for a question with file, score and character offsets."""
     cfg = _cfg(index, embedder=embedder)
-    hits = _assistant(cfg).search(question, k=k, retriever=retriever)
+    assistant = _assistant(cfg)
+    hits = assistant.search(question, k=k, retriever=retriever, doc_ids=_doc_ids(assistant, doc, since, until))
     if json_out:
         typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1))
         return
@@ -147,23 +162,32 @@ def ask(question: str,
         mode: Optional[str] = typer.Option(None, "--mode", help="generate | extractive"),
         generator: Optional[str] = typer.Option(None, "--generator", help="qwen-1.5b | qwen-0.5b | path"),
         k: Optional[int] = typer.Option(None, "-k", help="passages to retrieve"),
+        doc: Optional[List[str]] = DocOpt, since: Optional[str] = SinceOpt, until: Optional[str] = UntilOpt,
         index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
-        json_out: bool = typer.Option(False, "--json")):
+        fmt: str = typer.Option("text", "--format", help="text | json | md (Markdown with the sources)"),
+        json_out: bool = typer.Option(False, "--json", help="same as --format json")):
     """Answer a question with citations (or say the sources don't hold the answer)."""
     from rag.types import Final
 
+    fmt = "json" if json_out else fmt
+    if fmt not in ("text", "json", "md"):
+        _fail(f"--format: '{fmt}' is not one of text, json, md")
     cfg = _cfg(index, embedder=embedder, generator=generator, mode=mode)
     assistant = _assistant(cfg)
+    doc_ids = _doc_ids(assistant, doc, since, until)
     final = None
     streamed = False
-    for event in assistant.ask_stream(question, k=k):
+    for event in assistant.ask_stream(question, k=k, doc_ids=doc_ids):
         if isinstance(event, Final):
             final = event.answer
-        elif not json_out and sys.stdout.isatty():
+        elif fmt == "text" and sys.stdout.isatty():
             typer.secho(event.text, nl=False, dim=True)
             streamed = True
-    if json_out:
+    if fmt == "json":
         typer.echo(json.dumps(final.to_dict(), ensure_ascii=False, indent=1))
+        return
+    if fmt == "md":
+        typer.echo(final.to_markdown(), nl=False)
         return
     if streamed:
         typer.echo("\r\033[2K", nl=False)
@@ -187,6 +211,36 @@ def print_answer(a, note: str = "") -> None:
         typer.secho(f"(extractive mode: {note})", dim=True)
     t = a.timings
     typer.secho(f"({a.mode}, {t.get('total_s', 0):.2f}s)", dim=True)
+
+
+@app.command()
+@_guard
+def meta(file: str = typer.Argument(..., help="file path, file name or doc id of an indexed document"),
+         title: Optional[str] = typer.Option(None, "--title", help="new title"),
+         date: Optional[str] = typer.Option(None, "--date", help="new date: YYYY, YYYY-MM or YYYY-MM-DD ('' clears)"),
+         index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt):
+    """Show or edit a document's title and date (used in citations, filters and exports)."""
+    from rag.types import check_date
+
+    if date is not None:
+        try:
+            date = check_date(date, "--date")
+        except ValueError as e:
+            _fail(str(e))
+    if title is not None and not title.strip():
+        _fail("--title: give a non-empty title")
+    cfg = _cfg(index, embedder=embedder)
+    writer = _assistant(cfg).store.writer()
+    info = writer.find_document(file)
+    if info is None:
+        _fail(f"{file}: not in the index (see rag info; a file name shared by two documents needs the full path)")
+    if title is not None or date is not None:
+        if not hasattr(writer, "set_meta"):
+            _fail(f"the '{cfg.vector_store}' store cannot edit document metadata")
+        writer.set_meta(info.path, title=title.strip() if title is not None else None, date=date)
+        writer.commit()
+        info = writer.find_document(info.path)
+    typer.echo(f"{info.name}: title '{info.title}', date '{info.date or '-'}'")
 
 
 @app.command("eval")
@@ -253,12 +307,14 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="bind address (lo
           port: int = typer.Option(7860, "--port"),
           index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
           generator: Optional[str] = typer.Option(None, "--generator")):
-    """Start the chat UI (set RAG_UI_AUTH=user:password to require a login)."""
+    """Start the chat UI and the OpenAI-compatible API under /v1 (RAG_UI_AUTH=user:password requires a login
+    for the UI; RAG_API_KEY sets the API's bearer token)."""
     from ui.app import launch
 
     cfg = _cfg(index, embedder=embedder, generator=generator)
     assistant = _assistant(cfg, need_existing=False)
-    typer.echo(f"chat UI on http://{host}:{port}  (index {cfg.index_dir})")
+    typer.echo(f"chat UI on http://{host}:{port}, OpenAI-compatible API on http://{host}:{port}/v1  "
+               f"(index {cfg.index_dir})")
     launch(assistant, host=host, port=port)
 
 

@@ -282,8 +282,8 @@ def _overlaps(doc_date: str, lo: str, hi: str) -> bool:
 
 
 def _matches(pattern: str, d: DocInfo) -> bool:
-    p = pattern.lower()
-    return any(fnmatch.fnmatchcase(x.lower(), p) for x in (d.name, d.path, d.doc_id) if x)
+    p = pattern.lower()  # an exact name first: names may hold glob characters ("verslag[1].txt")
+    return any(x.lower() == p or fnmatch.fnmatchcase(x.lower(), p) for x in (d.name, d.path, d.doc_id) if x)
 
 
 @dataclass(frozen=True)

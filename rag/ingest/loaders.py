@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from .clean import META_LINE, clean
+from .sentences import split_spans
 from ..files import sha256_file as file_sha256
 from ..types import Document
 
@@ -131,12 +132,71 @@ def _docx_text(path: Path) -> tuple[str, str]:
     return "\n\n".join(p for p in paras if p.strip()), title
 
 
-def _first_line_title(text: str) -> str:
-    for line in text.splitlines():
-        line = line.strip().lstrip("#").strip()
-        if line:
-            return line[:120]
+TITLE_LINE_MAX = 120  # a first line this short that stands alone (or a Markdown heading) is the title
+TITLE_MAX = 80  # otherwise the first sentence, cut at a word boundary to at most this many characters
+
+
+def short_title(text: str, limit: int = TITLE_MAX) -> str:
+    """The first sentence of ``text``, whitespace collapsed, cut at a word boundary to ``limit`` chars (…)."""
+    spans = split_spans(text)
+    first = " ".join(text[spans[0][0]:spans[0][1]].split()) if spans else " ".join(text.split())
+    if len(first) <= limit:
+        return first
+    cut = first[: limit - 1]
+    if " " in cut and not first[limit - 1].isspace():
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,;:-–") + "…"
+
+
+def _md_heading(raw: str) -> str:
+    """A Markdown heading on the first non-empty line of the raw text (cleaning joins it to the next line)."""
+    for line in raw.splitlines():
+        if line.strip():
+            head = line.strip()
+            if not head.startswith("#"):
+                return ""
+            head = head.lstrip("#").strip()
+            return head if len(head) <= TITLE_LINE_MAX else short_title(head)
     return ""
+
+
+def _first_line_title(text: str) -> str:
+    """A title line (a Markdown heading, or a short one-sentence first line standing alone) as it is;
+    otherwise a short title from the first sentence, never the whole first paragraph."""
+    lines = text.splitlines()
+    for i, raw in enumerate(lines):
+        line = raw.strip()
+        if not line:
+            continue
+        heading = line.startswith("#")
+        line = line.lstrip("#").strip()
+        alone = (i + 1 >= len(lines) or not lines[i + 1].strip()) and len(split_spans(line)) == 1
+        if line and (heading or alone) and len(line) <= TITLE_LINE_MAX:
+            return line
+        if line:
+            return short_title("\n".join(lines[i:]).split("\n\n", 1)[0])
+    return ""
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return (f"the file is too large ({size / (1024 * 1024):.1f} MB > {max_bytes // (1024 * 1024)} MB; "
+            f"RAG_MAX_FILE_MB raises the limit)")
+
+
+def _read(p: Path, max_bytes: int) -> bytes:
+    """The file's bytes, read once; at most ``max_bytes`` (a file growing while read is refused too)."""
+    try:
+        with open(p, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise LoadError(p, "file not found (removed while ingesting?)") from None
+    except OSError as e:
+        raise LoadError(p, f"cannot read the file ({e.strerror or e})") from None
+    if len(data) > max_bytes:
+        raise LoadError(p, _too_large(len(data), max_bytes))
+    if not data:
+        raise LoadError(p, "the file is empty")
+    return data
 
 
 def load(path: str | Path) -> Document:
@@ -170,7 +230,7 @@ def load(path: str | Path) -> Document:
     if m:
         date, title = m.group(1), m.group(2).strip()
     if not title:
-        title = _first_line_title(clean(text).text) or p.stem
+        title = _md_heading(text) or _first_line_title(clean(text).text) or p.stem
     return Document(
         doc_id=doc_id_for(p),
         path=str(p.resolve()),
