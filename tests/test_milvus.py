@@ -259,3 +259,18 @@ def test_one_line_errors_missing_package_unreachable_server_and_busy_file(cfg, f
     monkeypatch.setitem(__import__("sys").modules, "pymilvus", None)
     with pytest.raises(StoreError, match=r"^vector_store 'milvus' needs the packages pymilvus and milvus-lite"):
         ingest([docs], cfg.with_overrides(vector_store="milvus"), fake_embedder, progress=False)
+
+
+def test_a_second_writer_waits_for_the_lock_then_fails_with_one_line(mcfg, fake_embedder, docs):
+    from rag.stores.lock import WriterLock, WriterLockTimeout
+
+    ingest([docs], mcfg, fake_embedder, progress=False)
+    _write(docs, "navo.txt", "De NAVO telt 32 lidstaten.")
+    with WriterLock(mcfg.index_dir):  # another writer is committing
+        with pytest.raises(WriterLockTimeout, match="is still being written by pid"):
+            ingest([docs], mcfg.with_overrides(write_lock_timeout=0.2), fake_embedder, progress=False)
+    store = _open(mcfg, fake_embedder)
+    assert store.version == "gen-1" and "75 jaar" in " ".join(c.text for c in chunks_of(store))
+    ingest([docs], mcfg, fake_embedder, progress=False)
+    assert "32 lidstaten" in " ".join(c.text for c in chunks_of(_open(mcfg, fake_embedder)))
+

@@ -44,7 +44,7 @@ register("faiss", _open_faiss)
 def _open_milvus(cfg: RagConfig, embedder_id: str, dim: int) -> Store:
     from .milvus import MilvusStore
 
-    return MilvusStore.open(cfg.index_dir, cfg.milvus_uri, embedder_id, dim)
+    return MilvusStore.open(cfg.index_dir, cfg.milvus_uri, embedder_id, dim, cfg.write_lock_timeout)
 
 
 register("milvus", _open_milvus)

@@ -12,7 +12,8 @@
     Milvus ragnl_<uid>_sentences  pk "chunk_id#i@gen", sid, doc_id, gen, vec
 
 Every row carries the generation of the commit that wrote it. ``commit`` (under the index's writer
-lock) deletes rows left by a crashed commit (``gen`` above the committed one), inserts the new
+lock, ``rag.stores.lock``, taken only while committing: changes are whole documents, so embedding
+never holds other writers up, and two writers of one document end with the later one's) deletes rows left by a crashed commit (``gen`` above the committed one), inserts the new
 rows under ``gen = G + 1``, then switches in one SQLite transaction (documents, chunks, texts,
 vocabulary and ``gen``), and only then deletes the replaced rows from Milvus. A view opened at
 generation G searches with ``gen <= G`` and keeps only rows of the document versions it knows, so
@@ -39,6 +40,7 @@ import numpy as np
 from ..text import STOPWORDS, content_terms, stem, words
 from ..types import Chunk, DocInfo, Document
 from .base import EmbedderMismatchError, StoreError
+from .lock import WriterLock
 
 FORMAT_VERSION = 1
 META_FILE = "milvus-store.sqlite"
@@ -297,7 +299,7 @@ class MilvusVectors:
     def __len__(self) -> int:
         return self._size
 
-    structure = "milvus AUTOINDEX"
+    structure = "AUTOINDEX"
 
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
         raise StoreError("a Milvus store view is read-only; change it through store.writer()")
@@ -415,8 +417,10 @@ class MilvusKeywords:
 class MilvusStore:
     backend = "milvus"
 
-    def __init__(self, root: str | Path, uri: str, embedder_id: str | None, dim: int | None):
+    def __init__(self, root: str | Path, uri: str, embedder_id: str | None, dim: int | None,
+                 lock_timeout: float = 600.0):
         self.root = Path(root).expanduser()
+        self.lock_timeout = lock_timeout
         self.uri = resolve_uri(uri, self.root)
         self._embedder_id, self._dim = embedder_id, dim
         self._db = _Db(self.root / META_FILE)
@@ -426,8 +430,9 @@ class MilvusStore:
         self._open_view()
 
     @classmethod
-    def open(cls, root: str | Path, uri: str, embedder_id: str | None, dim: int | None) -> "MilvusStore":
-        store = cls(root, uri, embedder_id, dim)
+    def open(cls, root: str | Path, uri: str, embedder_id: str | None, dim: int | None,
+             lock_timeout: float = 600.0) -> "MilvusStore":
+        store = cls(root, uri, embedder_id, dim, lock_timeout)
         m = store.snap.meta
         if m:
             if m.get("format_version") != str(FORMAT_VERSION):
@@ -488,7 +493,8 @@ class MilvusStore:
 
     def writer(self) -> "MilvusWriter":
         return MilvusWriter(MilvusStore.open(self.root, self.uri, self.snap.meta.get("embedder") or self._embedder_id,
-                                             int(self.snap.meta["dim"]) if self.snap.meta.get("dim") else self._dim))
+                                             int(self.snap.meta["dim"]) if self.snap.meta.get("dim") else self._dim,
+                                             self.lock_timeout))
 
 
 def _ensure_loaded(client, name: str) -> None:
@@ -592,7 +598,7 @@ class MilvusWriter:
         if not self._pending:
             return
         s = self.s
-        with _writer_lock(s.root):
+        with WriterLock(s.root, s.lock_timeout):
             db = s._db
             meta = db.meta()
             gen = int(meta.get("gen", 0))
@@ -681,20 +687,3 @@ class MilvusWriter:
                 for sid, v in zip(sids, svecs)]
         for start in range(0, len(rows), INSERT_BATCH):
             client.insert(sents_c, rows[start:start + INSERT_BATCH])
-
-
-@contextmanager
-def _writer_lock(root: Path) -> Iterator[None]:
-    """One writer per index at a time (across processes)."""
-    from filelock import FileLock, Timeout
-
-    root.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(root / ".writer.lock"))
-    try:
-        lock.acquire(timeout=600)
-    except Timeout:
-        raise StoreError(f"index at {root} is being written by another process (waited 10 minutes)") from None
-    try:
-        yield
-    finally:
-        lock.release()
