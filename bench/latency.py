@@ -20,7 +20,8 @@ from eval.dataset import load_set  # noqa: E402
 from rag import Assistant  # noqa: E402
 from rag.config import RagConfig  # noqa: E402
 from rag.stores.embedder import get_embedder  # noqa: E402
-from rag.ingest import passage_text  # noqa: E402
+from rag.ingest.pipeline import passage_text  # noqa: E402
+from rag.stores.base import document_chunks  # noqa: E402
 
 
 def p50(xs):
@@ -37,7 +38,7 @@ def main() -> None:
     emb.embed_queries(["opwarmen"])
     load_s = time.perf_counter() - t
     a = Assistant(cfg, embedder=emb)
-    texts = [passage_text(c.title, c.text) for c in a.store.chunks]
+    texts = [passage_text(c.title, c.text) for d in a.documents() for c in document_chunks(a.store.chunks, d.doc_id)]
     t = time.perf_counter()
     emb.embed_passages(texts)
     embed_s = time.perf_counter() - t
@@ -45,7 +46,7 @@ def main() -> None:
     search = []
     for q in qs:
         t = time.perf_counter()
-        a.retriever.search(q)
+        a.search(q)
         search.append(time.perf_counter() - t)
     out = {"machine": {"cpus": __import__("os").cpu_count()}, "embedder_load_s": round(load_s, 2),
            "ingest": {"chunks": len(texts), "embed_s": round(embed_s, 2), "passages_per_s": round(len(texts) / embed_s, 1)},

@@ -19,7 +19,7 @@ from eval import metrics as M  # noqa: E402
 from eval.dataset import load_set  # noqa: E402
 from rag import Assistant  # noqa: E402
 from rag.config import RagConfig  # noqa: E402
-from rag.retriever import RETRIEVERS  # noqa: E402
+from rag.config import RETRIEVERS  # noqa: E402
 
 
 def main() -> None:
@@ -29,13 +29,13 @@ def main() -> None:
     cfg = RagConfig.from_env()
     a = Assistant(cfg)
     items = [i for i in load_set(args.set) if i.answerable and not i.follows]
-    a.retriever.search("opwarmen")
+    a.search("opwarmen")
     table = {}
     for mode in RETRIEVERS:
         rows, lat = [], []
         for it in items:
             t = time.perf_counter()
-            hits = a.retriever.search(it.question, k=10, retriever=mode)
+            hits = a.search(it.question, k=10, retriever=mode)
             lat.append(time.perf_counter() - t)
             rows.append((it, M.retrieval_scores([h.chunk.text for h in hits], it.evidence)))
         def agg(sel):

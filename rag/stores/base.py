@@ -127,3 +127,11 @@ class Store(Protocol):
         ...
 
     def writer(self) -> StoreWriter: ...
+
+
+def document_chunks(chunks: ChunkStore, doc_id: str) -> list[Chunk]:
+    """Every chunk of one document in order (chunk ids are ``f"{doc_id}-{ordinal:04d}"``)."""
+    out: list[Chunk] = []
+    while (c := chunks.chunk(f"{doc_id}-{len(out):04d}")) is not None:
+        out.append(c)
+    return out
