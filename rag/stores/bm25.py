@@ -9,7 +9,7 @@ stay what they were when this store used bm25s:
 
 - ``BM25Index``: in memory, built from a list of texts (small corpora, tests).
 - ``SqlBM25``: the default store's ``KeywordIndex``: an inverted index in SQLite tables that is
-  changed per chunk (``sql_add`` / ``sql_remove``: cost in proportion to the chunk, not the index)
+  changed per document (``sql_add`` / ``sql_remove``: cost in proportion to its chunks, not the index)
   and read inside the store view's snapshot.
 """
 
@@ -120,29 +120,44 @@ INSERT OR IGNORE INTO bm25_stats VALUES (1, 0, 0);
 """
 
 
-def sql_add(con, crow: int, terms: list[str]) -> None:
-    """Index one chunk (``crow``: its row id in the store's ``chunks`` table)."""
-    for term, tf in Counter(terms).items():
-        (tid,) = con.execute("INSERT INTO bm25_terms(term, df) VALUES (?, 1) ON CONFLICT(term) DO UPDATE "
-                             "SET df = df + 1 RETURNING tid", (term,)).fetchone()
-        con.execute("INSERT INTO bm25_postings VALUES (?, ?, ?)", (tid, crow, tf))
-    con.execute("INSERT INTO bm25_docs VALUES (?, ?, ?)", (crow, len(terms), " ".join(terms)))
-    con.execute("UPDATE bm25_stats SET n = n + 1, total = total + ?", (len(terms),))
-
-
-def sql_remove(con, crow: int) -> None:
-    row = con.execute("SELECT dl, terms FROM bm25_docs WHERE crow = ?", (crow,)).fetchone()
-    if row is None:
+def sql_add(con, items: Sequence[tuple[int, list[str]]]) -> None:
+    """Index chunks: ``(crow, terms)`` pairs (``crow``: the chunk's row id in the store's ``chunks``
+    table). A few statements per call, whatever the number of terms."""
+    if not items:
         return
-    for term in set(row[1].split(" ")):
-        got = con.execute("UPDATE bm25_terms SET df = df - 1 WHERE term = ? RETURNING tid, df", (term,)).fetchone()
-        if got is None:
-            continue
-        con.execute("DELETE FROM bm25_postings WHERE tid = ? AND crow = ?", (got[0], crow))
-        if got[1] <= 0:
-            con.execute("DELETE FROM bm25_terms WHERE tid = ?", (got[0],))
-    con.execute("DELETE FROM bm25_docs WHERE crow = ?", (crow,))
-    con.execute("UPDATE bm25_stats SET n = n - 1, total = total - ?", (row[0],))
+    df: Counter = Counter()
+    posts = []
+    for crow, terms in items:
+        tf = Counter(terms)
+        df.update(tf.keys())
+        posts += [[t, crow, n] for t, n in tf.items()]
+    con.execute("INSERT INTO bm25_terms(term, df) SELECT key, value FROM json_each(?) WHERE true "
+                "ON CONFLICT(term) DO UPDATE SET df = df + excluded.df", (json.dumps(df),))
+    con.execute("INSERT INTO bm25_postings SELECT t.tid, json_extract(j.value, '$[1]'), json_extract(j.value, '$[2]') "
+                "FROM json_each(?) j JOIN bm25_terms t ON t.term = json_extract(j.value, '$[0]')", (json.dumps(posts),))
+    con.executemany("INSERT INTO bm25_docs VALUES (?, ?, ?)", [(c, len(t), " ".join(t)) for c, t in items])
+    con.execute("UPDATE bm25_stats SET n = n + ?, total = total + ?", (len(items), sum(len(t) for _, t in items)))
+
+
+def sql_remove(con, crows: Sequence[int]) -> None:
+    """Un-index chunks by row id (their terms are read back from ``bm25_docs``)."""
+    rows = con.execute("SELECT crow, dl, terms FROM bm25_docs WHERE crow IN (SELECT value FROM json_each(?))",
+                       (json.dumps(list(crows)),)).fetchall()
+    if not rows:
+        return
+    df: Counter = Counter()
+    pairs = []
+    for crow, _, terms in rows:
+        uniq = set(terms.split(" "))
+        df.update(uniq)
+        pairs += [[t, crow] for t in uniq]
+    con.execute("DELETE FROM bm25_postings WHERE (tid, crow) IN (SELECT t.tid, json_extract(j.value, '$[1]') "
+                "FROM json_each(?) j JOIN bm25_terms t ON t.term = json_extract(j.value, '$[0]'))", (json.dumps(pairs),))
+    con.execute("UPDATE bm25_terms SET df = df - j.value FROM json_each(?) j WHERE bm25_terms.term = j.key",
+                (json.dumps(df),))
+    con.execute("DELETE FROM bm25_terms WHERE df <= 0 AND term IN (SELECT key FROM json_each(?))", (json.dumps(df),))
+    con.execute("DELETE FROM bm25_docs WHERE crow IN (SELECT value FROM json_each(?))", (json.dumps([r[0] for r in rows]),))
+    con.execute("UPDATE bm25_stats SET n = n - ?, total = total - ?", (len(rows), sum(r[1] for r in rows)))
 
 
 class SqlBM25:

@@ -81,7 +81,9 @@ def build_faiss(vectors: np.ndarray, dim: int, kind: str = "auto", params: Faiss
         if kind == "ivf":
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         else:
-            index = faiss.IndexIVFPQ(quantizer, dim, nlist, _pq_m(dim), 8, faiss.METRIC_INNER_PRODUCT)
+            # 8-bit codes (256 centroids per sub-quantiser) want ~39 * 256 training points; fewer bits below that
+            nbits = int(min(8, max(1, np.log2(len(x) / 39))))
+            index = faiss.IndexIVFPQ(quantizer, dim, nlist, _pq_m(dim), nbits, faiss.METRIC_INNER_PRODUCT)
         index.own_fields = True
         quantizer.this.disown()
         sample = x if len(x) <= 64 * nlist else x[np.random.default_rng(0).choice(len(x), 64 * nlist, replace=False)]

@@ -331,12 +331,14 @@ class LocalWriter:
                          (doc.doc_id, doc.path, doc.name, doc.sha256, doc.title, doc.date, len(chunks), len(doc.text),
                           time.strftime("%Y-%m-%dT%H:%M:%S")))
         self.con.execute("INSERT INTO texts VALUES (?, ?)", (doc.doc_id, doc.text))
+        terms = []
         for c in chunks:
             (crow,) = self.con.execute(
                 "INSERT INTO chunks(chunk_id, doc_id, ordinal, n_sent, data) VALUES (?, ?, ?, ?, ?) RETURNING crow",
                 (c.chunk_id, c.doc_id, c.ordinal, len(c.sentences), json.dumps(c.to_dict(), ensure_ascii=False))
             ).fetchone()
-            bm25.sql_add(self.con, crow, bm25.chunk_terms(c.title, c.text))
+            terms.append((crow, bm25.chunk_terms(c.title, c.text)))
+        bm25.sql_add(self.con, terms)
         vecs = np.asarray(vectors, dtype=np.float32)
         self._pending[CHUNKS].update({c.chunk_id: vecs[i] for i, c in enumerate(chunks)})
         if sentence_vectors is not None:
@@ -351,8 +353,7 @@ class LocalWriter:
         found = False
         for d in ids:
             rows = self._rows("SELECT crow, chunk_id, n_sent FROM chunks WHERE doc_id = ?", (d,))
-            for crow, _, _ in rows:
-                bm25.sql_remove(self.con, crow)
+            bm25.sql_remove(self.con, [crow for crow, _, _ in rows])
             cids = [c for _, c, _ in rows]
             sids = [f"{c}#{i}" for _, c, n in rows for i in range(n)]
             segments.delete_ids(self.con, CHUNKS, cids)
@@ -384,12 +385,15 @@ class LocalWriter:
         doc_id = got[0][0]
         for k, v in new.items():
             self.con.execute(f"UPDATE docs SET {k} = ? WHERE doc_id = ?", (v, doc_id))
-        for crow, data in self._rows("SELECT crow, data FROM chunks WHERE doc_id = ?", (doc_id,)):
+        rows = self._rows("SELECT crow, data FROM chunks WHERE doc_id = ?", (doc_id,))
+        bm25.sql_remove(self.con, [crow for crow, _ in rows])
+        terms = []
+        for crow, data in rows:
             d = json.loads(data)
             d.update(new)
             self.con.execute("UPDATE chunks SET data = ? WHERE crow = ?", (json.dumps(d, ensure_ascii=False), crow))
-            bm25.sql_remove(self.con, crow)
-            bm25.sql_add(self.con, crow, bm25.chunk_terms(d["title"], d["text"]))
+            terms.append((crow, bm25.chunk_terms(d["title"], d["text"])))
+        bm25.sql_add(self.con, terms)
         return True
 
     def commit(self) -> None:
