@@ -91,6 +91,14 @@ def breakdowns(results: list[ItemResult], registry: list[R.Metric] | None = None
     return {g: aggregate(rs, registry) for g, rs in sorted(groups.items())}
 
 
+SECRETS = {"api_key", "ui_auth"}
+
+
+def _public(d: dict) -> dict:
+    """The config as written into reports: secrets replaced by a mark."""
+    return {k: (_public(v) if isinstance(v, dict) else ("***" if k in SECRETS and v else v)) for k, v in d.items()}
+
+
 def _file_texts(assistant: Assistant) -> dict[str, str]:
     """Raw text per document file name (the offsets of citations point into these)."""
     return {d.name: assistant.document_text(d.doc_id) for d in assistant.documents()}
@@ -149,7 +157,7 @@ def run(set_path: str | Path, assistant: Assistant, out_dir: str | Path, mode: s
         "set": str(set_path), "mode": "retrieval-only" if retrieval_only else mode, "k": k, "ks": list(ks),
         "split": split or "all",
         "primary": R.PRIMARY_RETRIEVAL_ONLY if retrieval_only else R.PRIMARY,
-        "judge": getattr(judge, "name", type(judge).__name__), "config": cfg.to_dict(),
+        "judge": getattr(judge, "name", type(judge).__name__), "config": _public(cfg.to_dict()),
         "generator": cfg.generator if mode == "generate" and not retrieval_only else None,
         "interrupted": interrupted, "seconds": round(time.perf_counter() - t0, 2),
         "metrics": aggregate(results, registry),

@@ -25,6 +25,7 @@ from typing import Callable, Collection, Iterator
 
 from .answer import binding, evidence, reader
 from .answer.policy import Decision, RefusalPolicy
+from .answer.question import check_question
 from .answer.prompt import REFUSAL, SYSTEM_PROMPT, build_messages
 from .config import MODES, ConfigError, RagConfig
 from .modelprep.prepare import ModelMissingError
@@ -88,14 +89,53 @@ class Assistant:
         self._generator, self.generator_error = generator, ""
         return self
 
-    def warm_up(self) -> None:
-        """Load the models and evaluate the fixed system prompt once, so the first question only
-        pays for its own tokens (llama.cpp reuses the cached prefix)."""
-        self.embedder.embed_queries(["warm-up"])
+    def warm_up(self) -> dict[str, float]:
+        """Make the first question as fast as the later ones: touch every model, index, cache and lazy
+        import that answering needs, then hand the memory freed on the way back to the system.
+
+        1. the embedder: a question and a few passages of typical length (the model loads, the CPU
+           kernels for those shapes are built);
+        2. the generator (generate mode): loaded, and the fixed system prompt evaluated into
+           llama.cpp's prefix cache;
+        3. one whole answer to a question made from a sentence of the corpus (BM25 and its stemmer,
+           the vector indexes, evidence selection, the policy, the chat template, pointing and
+           copying); the answer is thrown away.
+        Returns the seconds each step took. Warming is an optimisation: callers may ignore errors."""
+        import ctypes
+        import gc
+
+        from .ingest.pipeline import passage_text
+
+        steps: dict[str, float] = {}
+        question = "Wat besloot de regering over de begroting voor volgend jaar?"
+        passages = [SYSTEM_PROMPT]
+        docs = self.documents()
+        if docs:  # real text: typical lengths, and a question the corpus can answer
+            ids = sorted(self.store.chunks.chunk_ids({docs[0].doc_id}))[:4]
+            chunks = [c for c in (self.store.chunks.chunk(i) for i in ids) if c is not None]
+            passages = [passage_text(c.title, c.text) for c in chunks] or passages
+            sents = [s.text for c in chunks for s in c.sentences if len(s.text.split()) >= 6]
+            if sents:
+                question = " ".join(sents[0].split()[:20]).rstrip(".!?") + "?"
+        t = time.perf_counter()
+        self.embedder.embed_queries([question])
+        self.embedder.embed_passages(passages)
+        steps["embedder_s"] = time.perf_counter() - t
         gen = self.generator() if self.cfg.mode == "generate" else None
         if gen is not None:
+            t = time.perf_counter()
             gen.generate([{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Bronnen:"}],
                          max_tokens=1)
+            steps["generator_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        self.ask(question)
+        steps["answer_s"] = time.perf_counter() - t
+        gc.collect()
+        try:  # glibc keeps freed heap pages (loading, first answers) resident until trimmed
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+        return steps
 
     # ---------- documents ----------
     def documents(self) -> list[DocInfo]:
@@ -159,12 +199,13 @@ class Assistant:
         view = self._view  # one snapshot for the whole question
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        question = (question or "").strip()
+        question, rejected = check_question(question, self.cfg)  # cleaned; or why it cannot be answered
         lang = language(question)
-        query, previous = standalone(question, history, lambda q, j: self._context_helps(view, q, j))
+        allowed = view.store.chunks.chunk_ids(doc_ids) if doc_ids is not None else None
+        query, previous = standalone(question, history, lambda q, j: self._context_helps(view, q, j, allowed))
         ans = Answer(question=question, text="", mode=mode, language=lang, standalone_question=query)
-        if not question:
-            yield Final(self._refused(ans, Decision.refusal("empty question"), timings, t0))
+        if rejected is not None:
+            yield Final(self._refused(ans, rejected, timings, t0))
             return
 
         t = time.perf_counter()
@@ -177,7 +218,8 @@ class Assistant:
         hits = hits[:k]
         timings["retrieve_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        ev = evidence.select(query, qvec, hits, view.store, self.embedder, self.cfg.corpus_sentences)
+        ev = evidence.select(query, qvec, hits, view.store, self.embedder, self.cfg.corpus_sentences,
+                             _sentence_ids(view.store, allowed) if allowed is not None else None)
         timings["select_s"] = time.perf_counter() - t
 
         decision = self.policy.before(query if previous else question, hits, ev.sources, view.store.keywords)
@@ -266,10 +308,10 @@ class Assistant:
         ans.text, ans.citations = b.text, b.citations
         yield Final(self._done(ans, timings, t0))
 
-    def _context_helps(self, view: _View, question: str, joint: str) -> bool:
+    def _context_helps(self, view: _View, question: str, joint: str, allowed=None) -> bool:
         """Does the previous question make this one find better passages (a higher best cosine)?"""
         vecs = self.embedder.embed_queries([question, joint])
-        alone, together = view.store.vectors.search(vecs[0], 1), view.store.vectors.search(vecs[1], 1)
+        alone, together = view.store.vectors.search(vecs[0], 1, allowed), view.store.vectors.search(vecs[1], 1, allowed)
         if not alone or not together:
             return True
         return together[0][1] > alone[0][1] + self.cfg.follow_up_margin
@@ -282,5 +324,16 @@ class Assistant:
 
     def _refused(self, ans: Answer, decision: Decision, timings: dict[str, float], t0: float) -> Answer:
         ans.refused, ans.refusal_reason = True, decision.reason
+        ans.refusal_code, ans.refusal_params = decision.code, decision.params
         ans.text, ans.citations = REFUSAL[ans.language], []
         return self._done(ans, timings, t0)
+
+
+def _sentence_ids(store: Store, chunk_ids: Collection[str]) -> set[str]:
+    """Sentence-vector ids of these chunks (``f"{chunk_id}#{i}"``), for filtered evidence search."""
+    out: set[str] = set()
+    for cid in chunk_ids:
+        c = store.chunks.chunk(cid)
+        if c is not None:
+            out.update(f"{cid}#{i}" for i in range(len(c.sentences)))
+    return out

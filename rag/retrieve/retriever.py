@@ -83,7 +83,7 @@ class Retriever:
             fused = bm25
         else:
             fused = rrf(rankings, weights, self.cfg.rrf_k)
-        order = sorted(fused, key=lambda c: -fused[c])
+        order = sorted(fused, key=lambda c: (-fused[c], c))  # ties broken by id: the same order on every backend
         if qvec is not None and mode == "hybrid":
             # dense cosines for BM25-only candidates, so every hit can be calibrated
             missing = [c for c in order if c not in dense]

@@ -14,6 +14,7 @@ pooled over the attention mask and L2-normalised inside the graph. E5 prompts ("
 from __future__ import annotations
 
 import json
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -84,9 +85,11 @@ class OnnxEmbedder:
                 "INFERENCE_NUM_THREADS": self.n_threads, "PERFORMANCE_HINT": "LATENCY",
                 "INFERENCE_PRECISION_HINT": self.precision})
             request = compiled.create_infer_request()
+            lock = threading.Lock()  # one infer request: concurrent questions (UI, API) take turns
 
             def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-                return np.array(request.infer({"input_ids": ids, "attention_mask": mask})[0], dtype=np.float32)
+                with lock:
+                    return np.array(request.infer({"input_ids": ids, "attention_mask": mask})[0], dtype=np.float32)
         else:
             import onnxruntime as ort
 
