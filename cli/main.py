@@ -78,14 +78,15 @@ def ingest(paths: List[str] = typer.Argument(..., help="files or folders"),
            index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
            force: bool = typer.Option(False, help="re-index unchanged files too"),
            json_out: bool = typer.Option(False, "--json")):
-    """Add or update documents (txt, md, html, pdf, docx) in the index."""
+    """Add or update documents (txt, md, html, pdf, docx) in the index. One line per bad file; exit code
+    0 = every file indexed or unchanged, 2 = some files failed (the others are indexed), 1 = nothing indexed."""
     cfg = _cfg(index, embedder=embedder)
     assistant = _assistant(cfg, need_existing=False)
 
     def on_file(f: str, status: str):
         if not json_out:
             color = typer.colors.RED if status.startswith("error") else None
-            typer.secho(f"  {status:10s} {f}", fg=color, err=status.startswith("error"))
+            typer.secho(f"  {_one_line(status):10s} {_one_line(f)}", fg=color, err=status.startswith("error"))
 
     rep = assistant.ingest(paths, progress=not json_out, on_file=on_file, force=force)
     if json_out:
@@ -94,8 +95,15 @@ def ingest(paths: List[str] = typer.Argument(..., help="files or folders"),
         typer.echo(f"{len(rep.added)} added, {len(rep.updated)} updated, {len(rep.skipped)} unchanged, "
                    f"{len(rep.errors)} failed; {rep.chunks} chunks in {rep.seconds:.1f}s "
                    f"({rep.passages_per_s:.1f} passages/s) -> {cfg.index_dir}")
-    if rep.errors and not (rep.added or rep.updated or rep.skipped):
-        raise typer.Exit(1)
+    if not (rep.errors or rep.added or rep.updated or rep.skipped):
+        _fail("no supported files found in " + ", ".join(_one_line(str(p)) for p in paths))
+    if rep.errors:
+        raise typer.Exit(2 if rep.added or rep.updated or rep.skipped else 1)
+
+
+def _one_line(text: str) -> str:
+    """File names may hold line breaks or other control characters: show them escaped."""
+    return "".join(repr(ch)[1:-1] if ch < " " or ch == "\x7f" else ch for ch in text)
 
 
 @app.command()

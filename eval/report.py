@@ -1,10 +1,24 @@
-"""Markdown and self-contained HTML reports (inline SVG plots, no external assets)."""
+"""Markdown and self-contained HTML reports (inline SVG plots, no external assets).
+
+Questions, answers, quotes, file names, ids and types come from data sets and documents: every one of
+them is escaped (``_h`` for HTML, ``_md`` for Markdown table cells), so a hostile item stays text."""
 
 from __future__ import annotations
 
 import html
 from typing import Sequence
 
+
+def _h(value) -> str:
+    """Any value as escaped HTML text (numbers and None included)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _md(value, limit: int | None = None) -> str:
+    """Any value as one Markdown table cell: one line, HTML escaped, pipes and backticks neutral."""
+    text = " ".join(("" if value is None else str(value)).split())
+    text = text[:limit] if limit else text
+    return html.escape(text, quote=False).replace("|", "&#124;").replace("`", "&#96;")
 
 
 def registered(summary: dict, headline_only: bool = False) -> list[str]:
@@ -41,37 +55,36 @@ def _verdict(r: dict) -> str:
 
 def render_markdown(summary: dict, rows: list[dict]) -> str:
     m = summary["metrics"]
-    out = [f"# Evaluation: {summary['set']}", "",
-           f"mode **{summary['mode']}**, k={summary['k']}, generator {summary.get('generator') or '-'}, "
-           f"judge `{summary['judge']}`, {int(m.get('items', 0))} items in {summary['seconds']} s"
+    out = [f"# Evaluation: {_md(summary['set'])}", "",
+           f"mode **{_md(summary['mode'])}**, k={_md(summary['k'])}, generator {_md(summary.get('generator') or '-')}, "
+           f"judge {_md(summary['judge'])}, {int(m.get('items', 0))} items in {_md(summary['seconds'])} s"
            + (" (interrupted)" if summary.get("interrupted") else ""), "",
-           f"primary metric: **{summary.get('primary', '')}**", ""]
+           f"primary metric: **{_md(summary.get('primary', ''))}**", ""]
     splits = summary.get("splits") or {}
-    out += ["| metric | all | " + " | ".join(splits) + " |", "|---|---:|" + "---:|" * len(splits)]
+    out += ["| metric | all | " + " | ".join(_md(s) for s in splits) + " |", "|---|---:|" + "---:|" * len(splits)]
     out += [f"| {k} | {_fmt(m[k])} | " + " | ".join(_fmt(v[k]) if k in v else "-" for v in splits.values()) + " |"
             for k in registered(summary)]
     out += ["", "## Breakdown", ""]
     cols = [k for k in registered(summary, headline_only=True) if not k.startswith("latency.")] + ["items"]
     out += ["| group | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for g, gm in summary["breakdown"].items():
-        out.append(f"| {g} | " + " | ".join(_fmt(gm[c], c) if c in gm else "-" for c in cols) + " |")
+        out.append(f"| {_md(g)} | " + " | ".join(_fmt(gm[c], c) if c in gm else "-" for c in cols) + " |")
     out += ["", "## Items", "", "| id | type | verdict | question | answer |", "|---|---|---|---|---|"]
     for r in rows:
         a = (r.get("answer") or {}).get("answer", "")
-        q = r["question"].replace("|", "\\|")
-        out.append(f"| {r['id']} | {r['type']} | {_verdict(r)} | {q} | {a.replace('|', '/')[:160]} |")
+        out.append(f"| {_md(r['id'])} | {_md(r['type'])} | {_md(_verdict(r))} | {_md(r['question'])} | {_md(a, 160)} |")
     return "\n".join(out) + "\n"
 
 
 def _bars(title: str, labels: Sequence[str], values: Sequence[float], vmax: float = 1.0) -> str:
     w, bar_h, gap, left = 560, 18, 6, 150
     h = 30 + len(labels) * (bar_h + gap)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="{html.escape(title)}">',
-             f'<text x="0" y="16" font-weight="bold" font-size="13">{html.escape(title)}</text>']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="{_h(title)}">',
+             f'<text x="0" y="16" font-weight="bold" font-size="13">{_h(title)}</text>']
     for i, (lab, val) in enumerate(zip(labels, values)):
         y = 26 + i * (bar_h + gap)
         bw = 0 if vmax <= 0 else max(0.0, min(1.0, val / vmax)) * (w - left - 60)
-        parts.append(f'<text x="0" y="{y + 13}" font-size="12">{html.escape(lab)}</text>')
+        parts.append(f'<text x="0" y="{y + 13}" font-size="12">{_h(lab)}</text>')
         parts.append(f'<rect x="{left}" y="{y}" width="{bw:.1f}" height="{bar_h}" fill="#3b82f6"/>')
         parts.append(f'<text x="{left + bw + 4:.1f}" y="{y + 13}" font-size="12">{val:.2f}</text>')
     parts.append("</svg>")
@@ -89,8 +102,8 @@ def _histogram(title: str, values: Sequence[float], bins: int = 12) -> str:
     w, h, left, bottom = 560, 200, 30, 30
     bw = (w - left) / bins
     cmax = max(counts) or 1
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 20}" role="img" aria-label="{html.escape(title)}">',
-             f'<text x="0" y="14" font-weight="bold" font-size="13">{html.escape(title)}</text>']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 20}" role="img" aria-label="{_h(title)}">',
+             f'<text x="0" y="14" font-weight="bold" font-size="13">{_h(title)}</text>']
     for i, c in enumerate(counts):
         bh = (h - bottom - 20) * c / cmax
         x = left + i * bw
@@ -118,17 +131,17 @@ def render_html(summary: dict, rows: list[dict]) -> str:
                             [bd[g]["retrieval.hit@5"] for g in ret_types]))
     lat = [r["answer"]["timings"].get("total_s", 0.0) for r in rows if r.get("answer")]
     charts.append(_histogram("latency per question (total)", lat))
-    e = html.escape
+    e = _h
     splits = summary.get("splits") or {}
-    metric_rows = "".join(f"<tr><td>{e(k)}</td><td>{_fmt(m[k])}</td>"
-                          + "".join(f"<td>{_fmt(v[k]) if k in v else '-'}</td>" for v in splits.values()) + "</tr>"
+    metric_rows = "".join(f"<tr><td>{e(k)}</td><td>{e(_fmt(m[k]))}</td>"
+                          + "".join(f"<td>{e(_fmt(v[k])) if k in v else '-'}</td>" for v in splits.values()) + "</tr>"
                           for k in registered(summary))
     split_heads = "".join(f"<th>{e(s)}</th>" for s in splits)
     item_rows = []
     for r in rows:
         a = r.get("answer") or {}
-        cits = "".join(f"<li>[{c['n']}] {e(c['doc'])} {c['start']}-{c['end']}: “{e(c['quote'])}”</li>"
-                       for c in a.get("citations", []))
+        cits = "".join(f"<li>[{e(c.get('n'))}] {e(c.get('doc'))} {e(c.get('start'))}-{e(c.get('end'))}: "
+                       f"“{e(c.get('quote'))}”</li>" for c in a.get("citations", []))
         item_rows.append(
             f"<tr><td>{e(r['id'])}</td><td>{e(r['type'])}</td><td>{e(_verdict(r))}</td><td>{e(r['question'])}</td>"
             f"<td>{e(a.get('answer', ''))}<ul>{cits}</ul></td></tr>")
@@ -136,10 +149,10 @@ def render_html(summary: dict, rows: list[dict]) -> str:
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ddd;padding:4px 8px;vertical-align:top;font-size:13px}}ul{{margin:0;padding-left:1.2em}}</style>
 </head><body><h1>Evaluation: {e(summary['set'])}</h1>
-<p>mode <b>{e(summary['mode'])}</b>, k={summary['k']}, generator {e(str(summary.get('generator') or '-'))},
-judge <code>{e(summary['judge'])}</code>, {int(m.get('items', 0))} items in {summary['seconds']} s
+<p>mode <b>{e(summary['mode'])}</b>, k={e(summary['k'])}, generator {e(summary.get('generator') or '-')},
+judge <code>{e(summary['judge'])}</code>, {int(m.get('items', 0))} items in {e(summary['seconds'])} s
 {'(interrupted)' if summary.get('interrupted') else ''}</p>
-<p>primary metric: <b>{e(str(summary.get('primary', '')))}</b></p>
+<p>primary metric: <b>{e(summary.get('primary', ''))}</b></p>
 <table><tr><th>metric</th><th>all</th>{split_heads}</tr>{metric_rows}</table>
 {''.join(f'<div>{c}</div>' for c in charts)}
 <h2>Items</h2><table><tr><th>id</th><th>type</th><th>verdict</th><th>question</th><th>answer</th></tr>

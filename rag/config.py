@@ -107,6 +107,10 @@ class ModelConfig:
 class ChunkingConfig:
     chunk_chars: int = _range(600, 20)
     chunk_overlap_sentences: int = _range(1, 0)
+    # ingest limits (not fitted; sized for this 2-core machine): a bigger file, or more extracted text, is one
+    # clear error line. 2M characters (~1,000 pages) embed in roughly half an hour here (chunks + sentences)
+    max_file_mb: int = _range(50, 1)
+    max_document_chars: int = _range(2_000_000, 1000)
 
     def __post_init__(self) -> None:
         _check(self)
@@ -148,6 +152,12 @@ class AnsweringConfig:
     extractive_sentences: int = _range(2, 1)
     corpus_sentences: int = _range(0, 0)  # nearest sentences corpus-wide added to the evidence candidates
     support_threshold: float = _range(0.45, 0.0, 1.0)  # dev set (eval/sets/dev.jsonl)
+    # question intake (rag/answer/question.py), not fitted: a question is a sentence or two (the dev set's longest
+    # is 141 characters); the prompt holds it next to ~700 characters of sources in n_ctx tokens
+    max_question_chars: int = _range(1000, 10)
+    # least share of a question's letters in Latin script; answers and refusal checks are made for Dutch and
+    # English questions (0 = accept any script; e5 is multilingual but refusals are then uncalibrated)
+    min_latin_share: float = _range(0.5, 0.0, 1.0)
 
     def __post_init__(self) -> None:
         _check(self)

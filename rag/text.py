@@ -101,3 +101,16 @@ def language(text: str) -> str:
     nl = sum(w in _NL_MARKERS for w in ws)
     en = sum(w in _EN_MARKERS for w in ws)
     return "en" if en > nl else "nl"
+
+
+# Invisible characters in input text (documents and questions): C0/C1 control characters other than
+# tab, line breaks and form feed, and Unicode format characters (zero-width space/joiners, soft hyphen,
+# bidirectional overrides that can make text display reversed, byte-order marks). They split words
+# ("NA\u200bVO"), hide text or spoof its display, and carry no meaning for search or answers.
+_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+                        "\ufeff\ufff9-\ufffb]")
+
+
+def strip_invisible(text: str) -> str:
+    """``text`` without control and zero-width/format characters (tab, newlines, \\v and \\f kept)."""
+    return _INVISIBLE.sub("", text)

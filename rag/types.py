@@ -150,6 +150,9 @@ class Answer:
     unsupported: list[str] = field(default_factory=list)
     raw_answer: str = ""
     refusal_reason: str = ""
+    # the refusal as a stable code + parameters (rag/answer/policy.py Decision), worded by each front end
+    refusal_code: str = ""
+    refusal_params: dict[str, Any] = field(default_factory=dict)
     signals: dict[str, float] = field(default_factory=dict)  # model confidence the policy decided on
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,6 +162,8 @@ class Answer:
             "answer": self.text,
             "refused": self.refused,
             "refusal_reason": self.refusal_reason,
+            "refusal_code": self.refusal_code,
+            "refusal_params": self.refusal_params,
             "mode": self.mode,
             "language": self.language,
             "citations": [c.to_dict() for c in self.citations],

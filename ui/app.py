@@ -4,21 +4,31 @@ supporting span highlighted, and a documents tab for upload/removal. Talks only 
 from __future__ import annotations
 
 import html
-import shutil
+import os
+import re
+import stat
 import tempfile
 import threading
 import time
+import unicodedata
+import uuid
+from dataclasses import fields
 from pathlib import Path
 
-import gradio as gr
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry or version check
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
 
 from rag import Assistant
-from rag.config import MODES
+from rag.config import MODES, RetrievalConfig
 from rag.ingest.loaders import SUPPORTED
+from rag.text import strip_invisible
 from rag.types import Answer, Filter, Final
 
 from .openai_api import create_api
-from .render import CSS, JS, answer_html, sources_html
+from .render import CSS, JS, answer_html, md_text, sources_html
 
 EXAMPLES = [
     "Wat keurden de ministers goed voor VN-vredeshandhaving?",
@@ -26,6 +36,56 @@ EXAMPLES = [
     "Welke taken neemt de NAVO-missie in Irak over?",
     "What did Germany pledge to Ukraine?",
 ]
+
+MAX_NAME_CHARS = 120
+_UNSAFE_NAME = re.compile(r"[^\w .,()+=@-]")  # \w: letters and digits of any script, and "_"
+
+
+def safe_upload_name(name: str) -> str:
+    """A client-supplied file name as a plain name inside the upload folder: the last path part only
+    (``/`` and ``\\``), no control, zero-width or markup characters, no leading dots or dashes
+    (hidden files, options), at most MAX_NAME_CHARS characters with the extension kept."""
+    base = re.split(r"[\\/]", unicodedata.normalize("NFC", str(name or "")))[-1]
+    base = _UNSAFE_NAME.sub("_", strip_invisible(base)).strip(" .-")
+    stem, ext = os.path.splitext(base)
+    if not stem.strip(" ._-"):
+        stem = "upload"
+    ext = ext[:12]
+    return stem[: MAX_NAME_CHARS - len(ext)].rstrip(" .") + ext
+
+
+K_MIN, K_MAX = next((f.metadata["min"], f.metadata["max"]) for f in fields(RetrievalConfig) if f.name == "top_k")
+
+
+def api_args(question, mode, k) -> tuple[str, str, int]:
+    """Validate /answer inputs from API clients; raises gr.Error naming the field and the problem.
+    (The question's content — empty, too long, no words — is judged by the assistant and refused.)"""
+    if question is not None and not isinstance(question, str):
+        raise gr.Error(f"question: expected text, got {type(question).__name__}")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise gr.Error(f"mode: {str(mode)[:40]!r} is not one of {', '.join(MODES)}")
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or k != int(k):
+        raise gr.Error(f"k: expected a whole number from {K_MIN} to {K_MAX}, got {str(k)[:40]!r}")
+    if not K_MIN <= int(k) <= K_MAX:
+        raise gr.Error(f"k: {int(k)} is outside {K_MIN}..{K_MAX}")
+    return question or "", mode, int(k)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _copy_limited(src: Path, dst: Path, limit: int) -> int:
+    """Copy ``src`` (never through a symlink) to a new file ``dst``, refusing more than ``limit`` bytes."""
+    fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    n = 0
+    with os.fdopen(fd, "rb") as fi, open(dst, "xb") as fo:
+        while chunk := fi.read(1 << 20):
+            n += len(chunk)
+            if n > limit:
+                raise _TooLarge(f"{n / 2**20:.1f} MB gelezen")
+            fo.write(chunk)
+    return n
 
 
 class UIState:
@@ -46,45 +106,107 @@ class UIState:
         return [d.name for d in self.assistant.documents()]
 
     def add_files(self, paths: list[str], progress=None) -> str:
-        """Validate, copy into the index's upload folder and ingest; one line per file."""
-        lines, accepted = [], []
+        """Validate, copy into the index's upload folder and ingest; one line per file.
+
+        Server-side, whatever the browser or an API client sent: names are reduced to a safe base name
+        (no folders, "..", control or markup characters), symlinks and non-regular files are refused,
+        the size limit holds while copying, and nothing is written outside ``<index>/uploads``. A new
+        version of an uploaded file replaces the old one only once it is indexed."""
+        limit = self.max_upload_mb * 1024 * 1024
+        lines, accepted, names = [], [], set()
         for p in paths or []:
-            src = Path(p)
-            name = src.name
-            ext = src.suffix.lower()
-            if ext not in SUPPORTED:
-                lines.append(f"❌ {html.escape(name)}: bestandstype {html.escape(ext or '(geen)')} wordt niet ondersteund "
+            src = Path(str(p))
+            name = safe_upload_name(src.name)
+            shown = md_text("".join(repr(c)[1:-1] if c < " " or c == "\x7f" else c for c in src.name))  # one line
+            if Path(name).suffix.lower() not in SUPPORTED:
+                ext = Path(name).suffix.lower()
+                lines.append(f"❌ {shown}: bestandstype {md_text(ext or '(geen)')} wordt niet ondersteund "
                              f"({', '.join(sorted(SUPPORTED))})")
                 continue
-            size = src.stat().st_size if src.exists() else 0
-            if size > self.max_upload_mb * 1024 * 1024:
-                lines.append(f"❌ {html.escape(name)}: te groot ({size / 1e6:.1f} MB > {self.max_upload_mb} MB)")
+            try:
+                st = os.lstat(src)
+            except OSError:
+                lines.append(f"❌ {shown}: het bestand is niet (meer) aanwezig")
                 continue
-            accepted.append(src)
-        if accepted:
-            with self.upload_lock:
-                self.upload_dir.mkdir(parents=True, exist_ok=True)
-                targets = []
-                for src in accepted:
-                    dst = self.upload_dir / src.name
-                    shutil.copyfile(src, dst)
-                    targets.append(dst)
-                done = [0]
+            if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+                lines.append(f"❌ {shown}: geen gewoon bestand (symbolische links worden geweigerd)")
+                continue
+            if st.st_size > limit:
+                lines.append(f"❌ {shown}: te groot ({st.st_size / 2**20:.1f} MB > {self.max_upload_mb} MB)")
+                continue
+            while name.lower() in names:  # two files with one name in one batch: keep both
+                stem, ext = os.path.splitext(name)
+                name = f"{stem}_{ext}"
+            names.add(name.lower())
+            if name != src.name:
+                shown += f" (opgeslagen als {md_text(name)})"
+            accepted.append((src, name, shown))
+        if not accepted:
+            return "\n".join(f"- {x}" for x in lines) or "Geen bestanden gekozen."
+        with self.upload_lock:
+            if self.upload_dir.is_symlink():
+                return "\n".join(f"- {x}" for x in lines + ["❌ de uploadmap is een symbolische link; geweigerd"])
+            self.upload_dir.mkdir(parents=True, exist_ok=True)
+            root = self.upload_dir.resolve()
+            targets, backups, shown_of = [], {}, {}
+            for src, name, shown in accepted:
+                dst = root / name
+                if dst.parent != root:  # cannot happen after safe_upload_name; never write elsewhere
+                    lines.append(f"❌ {shown}: ongeldige bestandsnaam")
+                    continue
+                tmp = root / f".{uuid.uuid4().hex}.part"
+                try:
+                    _copy_limited(src, tmp, limit)
+                except _TooLarge as e:
+                    tmp.unlink(missing_ok=True)
+                    lines.append(f"❌ {shown}: te groot (> {self.max_upload_mb} MB; {e})")
+                    continue
+                except OSError as e:
+                    tmp.unlink(missing_ok=True)
+                    lines.append(f"❌ {shown}: kan het bestand niet lezen ({md_text(e.strerror or str(e))})")
+                    continue
+                if dst.is_symlink() or dst.is_dir():
+                    lines.append(f"❌ {shown}: in de uploadmap staat al iets anders met deze naam")
+                    tmp.unlink(missing_ok=True)
+                    continue
+                if dst.exists():  # keep the indexed version until the new one is in
+                    backups[str(dst)] = root / f".{uuid.uuid4().hex}.bak"
+                    os.replace(dst, backups[str(dst)])
+                os.replace(tmp, dst)
+                targets.append(dst)
+                shown_of[str(dst)] = shown
+            done = [0]
 
-                def on_file(f: str, status: str):
-                    done[0] += 1
-                    if progress is not None:
-                        progress(done[0] / len(targets), desc=f"{Path(f).name}: {status}")
+            def on_file(f: str, status: str):
+                done[0] += 1
+                if progress is not None:
+                    progress(done[0] / max(1, len(targets)), desc=f"{Path(f).name}: {status}")
 
-                rep = self.assistant.ingest(targets, on_file=on_file)
-            for f in rep.added + rep.updated:
-                lines.append(f"✅ {html.escape(Path(f).name)}: geïndexeerd")
-            for f in rep.skipped:
-                lines.append(f"➖ {html.escape(Path(f).name)}: ongewijzigd")
-            for f, reason in rep.errors:
-                Path(f).unlink(missing_ok=True)
-                lines.append(f"❌ {html.escape(Path(f).name)}: {html.escape(reason)}")
+            try:
+                rep = self.assistant.ingest(targets, on_file=on_file) if targets else None
+            except Exception as e:  # the index is unchanged (one atomic commit); put the files back as they were
+                for dst in targets:
+                    self._restore(dst, backups.get(str(dst)))
+                return "\n".join(f"- {x}" for x in lines + [f"❌ indexeren mislukt: {md_text(str(e))}"])
+            if rep is not None:
+                for f in rep.added + rep.updated:
+                    lines.append(f"✅ {shown_of.get(f, md_text(Path(f).name))}: geïndexeerd")
+                for f in rep.skipped:
+                    lines.append(f"➖ {shown_of.get(f, md_text(Path(f).name))}: ongewijzigd")
+                for f, reason in rep.errors:
+                    self._restore(Path(f), backups.pop(f, None))
+                    lines.append(f"❌ {shown_of.get(f, md_text(Path(f).name))}: {md_text(reason)}")
+            for b in backups.values():
+                b.unlink(missing_ok=True)
         return "\n".join(f"- {x}" for x in lines) or "Geen bestanden gekozen."
+
+    @staticmethod
+    def _restore(dst: Path, backup: Path | None) -> None:
+        """Undo one upload: the previous version back in place, or no file at all."""
+        if backup is not None and backup.exists():
+            os.replace(backup, dst)
+        else:
+            dst.unlink(missing_ok=True)
 
     def export_markdown(self, answer: Answer) -> str:
         """Write the answer with its sources as a Markdown file for the download button; returns the path."""
@@ -94,12 +216,21 @@ class UIState:
         return str(path)
 
     def remove_doc(self, name: str) -> str:
-        if not name:
+        """Remove a document from the index (and its uploaded copy; files elsewhere are never touched)."""
+        if not isinstance(name, str) or not name.strip():
             return "Kies eerst een document."
-        removed, _ = self.assistant.remove([name])
+        if len(name) > 4096:
+            return "❌ ongeldige documentnaam (te lang)."
+        with self.upload_lock:
+            removed, _ = self.assistant.remove([name])
+            root = self.upload_dir.resolve()
+            for path in removed:
+                f = Path(path)
+                if f.parent == root and f.is_file() and not f.is_symlink():
+                    f.unlink(missing_ok=True)
         if removed:
-            return f"🗑️ {html.escape(name)} verwijderd uit de index."
-        return f"❌ {html.escape(name)} staat niet in de index."
+            return f"🗑️ {md_text(name)} verwijderd uit de index."
+        return f"❌ {md_text(name)} staat niet in de index."
 
 
 def build_app(state: UIState) -> gr.Blocks:
@@ -112,7 +243,7 @@ def build_app(state: UIState) -> gr.Blocks:
         if not message:
             yield chat, conv, gr.update(), "", no_export
             return
-        chat = list(chat or []) + [{"role": "user", "content": html.escape(message)},
+        chat = list(chat or []) + [{"role": "user", "content": md_text(message)},
                                    {"role": "assistant", "content": "…"}]
         try:
             doc_ids = Filter(docs=tuple(docs or ()), since=since or "", until=until or "").resolve(
@@ -129,7 +260,7 @@ def build_app(state: UIState) -> gr.Blocks:
                 final = event.answer
             else:
                 partial += event.text
-                chat[-1] = {"role": "assistant", "content": html.escape(partial) + " ▌"}
+                chat[-1] = {"role": "assistant", "content": md_text(partial) + " ▌"}
                 yield chat, conv, gr.update(), "", no_export
         chat[-1] = {"role": "assistant", "content": answer_html(final)}
         conv = list(conv or []) + [
@@ -143,9 +274,8 @@ def build_app(state: UIState) -> gr.Blocks:
 
     def answer_api(question: str, mode: str = "generate", k: int = 5) -> dict:
         """JSON answer for API clients: text, refused, citations with spans, timings."""
-        if mode not in MODES:
-            raise gr.Error(f"mode: '{mode}' is not one of {', '.join(MODES)}")
-        a = state.assistant.ask(question, mode=mode, k=int(k))
+        question, mode, k = api_args(question, mode, k)  # one clear error naming the bad field
+        a = state.assistant.ask(question, mode=mode, k=k)
         d = a.to_dict()
         d["passages"] = [{"doc": p["doc"], "chunk_id": p["chunk_id"], "score": p["score"]} for p in d["passages"]]
         return d

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import RagConfig
 from ..stores.base import KeywordIndex
@@ -38,16 +38,21 @@ _ADJECTIVE = re.compile(r"(?:ische|isch|sche|aanse|iaanse|ese|se|an|ian|ish)$")
 
 @dataclass(frozen=True)
 class Decision:
+    """``reason`` is an English sentence (CLI, logs); ``code`` + ``params`` say the same in a stable,
+    machine-readable form that front ends word in their own language (ui/render.py)."""
+
     refuse: bool
     reason: str = ""
+    code: str = ""
+    params: dict = field(default_factory=dict)
 
     @classmethod
     def answer(cls) -> "Decision":
         return cls(False)
 
     @classmethod
-    def refusal(cls, reason: str) -> "Decision":
-        return cls(True, reason)
+    def refusal(cls, reason: str, code: str = "", **params) -> "Decision":
+        return cls(True, reason, code, params)
 
 
 def is_model_refusal(text: str) -> bool:
@@ -132,15 +137,17 @@ class RefusalPolicy:
     def before(self, question: str, hits: list[Hit], sources: list[Citation], keywords: KeywordIndex) -> Decision:
         """Refuse before spending a generation on it?"""
         if not hits or not sources:
-            return Decision.refusal("nothing retrieved")
+            return Decision.refusal("nothing retrieved", code="nothing_retrieved")
         lang = language(question)
         rel = max(self.relevance(s.cos, s.coverage, lang) for s in sources[: self.cfg.prompt_sentences])
         if rel < self.cfg.refuse_below:
-            return Decision.refusal(f"low relevance ({rel:.2f} < {self.cfg.refuse_below})")
+            return Decision.refusal(f"low relevance ({rel:.2f} < {self.cfg.refuse_below})", code="low_relevance",
+                                    relevance=rel, threshold=self.cfg.refuse_below)
         if self.cfg.require_question_terms:
             missing = missing_key_terms(question, keywords, lang)
             if missing:
-                return Decision.refusal("not in the sources: " + ", ".join(missing))
+                return Decision.refusal("not in the sources: " + ", ".join(missing), code="not_in_sources",
+                                        terms=missing)
         return Decision.answer()
 
     def reading_signals(self, question: str, shown: list[Citation], probs: list[float], none: float) -> dict[str, float]:
@@ -173,13 +180,16 @@ class RefusalPolicy:
         """Refuse when the model points at no source, or the signals say the sources do not answer?"""
         top, none = signals["point_top"], signals["point_none"]
         if none >= top:
-            return Decision.refusal(f"the model points at no source (P(none) {none:.2f})")
+            return Decision.refusal(f"the model points at no source (P(none) {none:.2f})", code="points_at_no_source",
+                                    p_none=none)
         p = self.answerable(signals)
         if p is not None and p < self.cfg.answerability.threshold:
             return Decision.refusal(f"the sources probably do not answer this (P {p:.2f} < "
-                                    f"{self.cfg.answerability.threshold})")
+                                    f"{self.cfg.answerability.threshold})", code="probably_unanswerable",
+                                    p=p, threshold=self.cfg.answerability.threshold)
         if top < self.cfg.point_min:
-            return Decision.refusal(f"the model is unsure which source answers ({top:.2f} < {self.cfg.point_min})")
+            return Decision.refusal(f"the model is unsure which source answers ({top:.2f} < {self.cfg.point_min})",
+                                    code="unsure_source", p=top, threshold=self.cfg.point_min)
         return Decision.answer()
 
     @staticmethod
@@ -190,10 +200,11 @@ class RefusalPolicy:
         """Keep the generated, bound answer?"""
         # a refusal phrase is final unless genuinely supported content comes before it
         if is_model_refusal(raw) and (not binding.supported or is_model_refusal(raw.split(".")[0])):
-            return Decision.refusal("the model found no answer in the sources")
+            return Decision.refusal("the model found no answer in the sources", code="model_refused")
         if not binding.supported:
-            return Decision.refusal("no sentence of the answer is supported by the sources")
+            return Decision.refusal("no sentence of the answer is supported by the sources", code="unsupported")
         kind = expected_answer_type(question)
         if not answer_has_type(strip_markers(binding.text), kind):
-            return Decision.refusal(f"the answer does not state the {kind} asked for")
+            return Decision.refusal(f"the answer does not state the {kind} asked for", code="missing_answer_type",
+                                    kind=kind)
         return Decision.answer()

@@ -1,24 +1,32 @@
 """File loaders: .txt, .md, .html, .pdf, .docx -> :class:`Document` with raw text.
 
 Every failure is a :class:`LoadError` naming the file and the problem, so callers can report it
-and carry on with the other files.
+and carry on with the other files. A file is read once (at most ``max_bytes``); its text, its hash and
+its title come from those bytes, so a file changed or removed mid-ingest cannot mix two versions.
+Control and zero-width characters are removed from the loaded text (``rag.text.strip_invisible``):
+the stored document text is that text, so every offset points into what the UI shows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import io
 import re
+import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
 from .clean import META_LINE, clean
 from .sentences import split_spans
 from ..files import sha256_file as file_sha256
+from ..text import strip_invisible
 from ..types import Document
 
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
-MAX_BYTES = 50 * 1024 * 1024
+MAX_BYTES = 50 * 1024 * 1024  # defaults of ChunkingConfig.max_file_mb / max_document_chars (RAG_MAX_FILE_MB …)
+MAX_CHARS = 2_000_000
+DOCX_UNPACKED_FACTOR = 8  # a .docx may unpack to at most this many times max_bytes (ZIP bombs)
 
 
 class LoadError(Exception):
@@ -35,6 +43,11 @@ def doc_id_for(path: Path) -> str:
 
 
 def _decode(data: bytes, path: Path) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark (Windows Notepad)
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise LoadError(path, "cannot decode the text (broken UTF-16)") from None
     if b"\x00" in data[:4096]:
         raise LoadError(path, "looks like a binary file, not text")
     for enc in ("utf-8-sig", "cp1252"):
@@ -91,19 +104,21 @@ def _html_text(src: str) -> tuple[str, str]:
     return text, html.unescape(p.title).strip()
 
 
-def _pdf_text(path: Path) -> str:
+def _pdf_text(path: Path, data: bytes) -> str:
     try:
         from pypdf import PdfReader
         from pypdf.errors import PdfReadError
     except ImportError as e:  # pragma: no cover - dependency is in pyproject
         raise LoadError(path, f"pypdf is not installed ({e})")
     try:
-        reader = PdfReader(str(path))
+        reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             try:
-                reader.decrypt("")
-            except Exception:
-                raise LoadError(path, "the PDF is encrypted")
+                opened = reader.decrypt("")  # PDFs with only an owner password open with the empty one
+            except Exception as e:
+                raise LoadError(path, f"the PDF is encrypted ({type(e).__name__}: {e})") from None
+            if not opened:
+                raise LoadError(path, "the PDF is encrypted with a password; save an unprotected copy")
         pages = [(page.extract_text() or "") for page in reader.pages]
     except LoadError:
         raise
@@ -115,15 +130,33 @@ def _pdf_text(path: Path) -> str:
     return text
 
 
-def _docx_text(path: Path) -> tuple[str, str]:
+def _check_docx_zip(path: Path, data: bytes, max_bytes: int) -> None:
+    """A .docx is a ZIP holding word/document.xml; refuse other ZIPs and ZIP bombs before parsing."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = z.infolist()
+    except zipfile.BadZipFile:
+        raise LoadError(path, "not a readable DOCX (not a ZIP-based Word file)") from None
+    names = {i.filename for i in infos}
+    if "word/document.xml" not in names:
+        raise LoadError(path, "not a Word document (the ZIP holds no word/document.xml"
+                              + ("; it looks like a spreadsheet)" if "xl/workbook.xml" in names else ")"))
+    unpacked = sum(i.file_size for i in infos)
+    if unpacked > DOCX_UNPACKED_FACTOR * max_bytes:
+        raise LoadError(path, f"the DOCX unpacks to {unpacked // (1024 * 1024)} MB "
+                              f"(> {DOCX_UNPACKED_FACTOR * max_bytes // (1024 * 1024)} MB)")
+
+
+def _docx_text(path: Path, data: bytes, max_bytes: int = MAX_BYTES) -> tuple[str, str]:
     try:
         import docx  # python-docx
     except ImportError as e:  # pragma: no cover
         raise LoadError(path, f"python-docx is not installed ({e})")
+    _check_docx_zip(path, data, max_bytes)
     try:
-        d = docx.Document(str(path))
+        d = docx.Document(io.BytesIO(data))
     except Exception as e:
-        raise LoadError(path, f"not a readable DOCX ({type(e).__name__})")
+        raise LoadError(path, f"not a readable DOCX ({type(e).__name__}: {str(e)[:120]})") from None
     paras = [p.text for p in d.paragraphs]
     for table in d.tables:
         for row in table.rows:
@@ -199,7 +232,7 @@ def _read(p: Path, max_bytes: int) -> bytes:
     return data
 
 
-def load(path: str | Path) -> Document:
+def load(path: str | Path, max_bytes: int = MAX_BYTES, max_chars: int = MAX_CHARS) -> Document:
     """Load one file into a Document; raises LoadError with a clear reason."""
     p = Path(path)
     if not p.exists():
@@ -209,22 +242,29 @@ def load(path: str | Path) -> Document:
     ext = p.suffix.lower()
     if ext not in SUPPORTED:
         raise LoadError(p, f"unsupported file type '{ext or '(none)'}' (supported: {', '.join(sorted(SUPPORTED))})")
+    if not p.is_file():
+        raise LoadError(p, "not a regular file (a device, pipe or socket)")
     size = p.stat().st_size
     if size == 0:
         raise LoadError(p, "the file is empty")
-    if size > MAX_BYTES:
-        raise LoadError(p, f"the file is too large ({size // (1024 * 1024)} MB > {MAX_BYTES // (1024 * 1024)} MB)")
+    if size > max_bytes:
+        raise LoadError(p, _too_large(size, max_bytes))
+    data = _read(p, max_bytes)
     title = ""
     if ext in (".txt", ".md", ".markdown"):
-        text = _decode(p.read_bytes(), p)
+        text = _decode(data, p)
     elif ext in (".html", ".htm"):
-        text, title = _html_text(_decode(p.read_bytes(), p))
+        text, title = _html_text(_decode(data, p))
     elif ext == ".pdf":
-        text = _pdf_text(p)
+        text = _pdf_text(p, data)
     else:
-        text, title = _docx_text(p)
+        text, title = _docx_text(p, data, max_bytes)
+    text, title = strip_invisible(text), strip_invisible(title)
     if not text.strip():
         raise LoadError(p, "no text found in the file")
+    if len(text) > max_chars:
+        raise LoadError(p, f"the text is too long ({len(text):,} characters > {max_chars:,}; split the file or "
+                           f"raise RAG_MAX_DOCUMENT_CHARS)")
     date = ""
     m = META_LINE.match(text)
     if m:
@@ -238,7 +278,7 @@ def load(path: str | Path) -> Document:
         text=text,
         title=title,
         date=date,
-        sha256=file_sha256(p),
+        sha256=hashlib.sha256(data).hexdigest(),  # the bytes read, = file_sha256 of an unchanged file
     )
 
 

@@ -100,7 +100,7 @@ def ingest(
                     report.skipped.append(shown)
                     on_file and on_file(shown, "unchanged")
                     continue
-            doc = load(p)
+            doc = load(p, max_bytes=cfg.max_file_mb * 1024 * 1024, max_chars=cfg.max_document_chars)
             chunks = chunk_document(doc, ccfg)
             if not chunks:
                 raise LoadError(p, "no text to index after clean-up")
@@ -111,6 +111,10 @@ def ingest(
         except OSError as e:
             report.errors.append((shown, f"cannot read the file ({e.strerror or e})"))
             on_file and on_file(shown, f"error: {e}")
+            continue
+        except Exception as e:  # a parser bug on a hostile file: one line for this file, the batch goes on
+            report.errors.append((shown, f"cannot load the file ({type(e).__name__}: {e})"))
+            on_file and on_file(shown, f"error: {type(e).__name__}: {e}")
             continue
         pending.append((shown, doc, chunks))
     if pending:
