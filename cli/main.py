@@ -77,6 +77,8 @@ def _doc_ids(assistant, docs: Optional[List[str]], since: Optional[str], until: 
 def ingest(paths: List[str] = typer.Argument(..., help="files or folders"),
            index: Optional[str] = IndexOpt, embedder: Optional[str] = EmbOpt,
            force: bool = typer.Option(False, help="re-index unchanged files too"),
+           ray: bool = typer.Option(False, "--ray", help="load, chunk and embed as a Ray Data pipeline "
+                                    "(RAG_RAY_ADDRESS; empty = a local Ray instance)"),
            json_out: bool = typer.Option(False, "--json")):
     """Add or update documents (txt, md, html, pdf, docx) in the index. One line per bad file; exit code
     0 = every file indexed or unchanged, 2 = some files failed (the others are indexed), 1 = nothing indexed."""
@@ -88,7 +90,12 @@ def ingest(paths: List[str] = typer.Argument(..., help="files or folders"),
             color = typer.colors.RED if status.startswith("error") else None
             typer.secho(f"  {_one_line(status):10s} {_one_line(f)}", fg=color, err=status.startswith("error"))
 
-    rep = assistant.ingest(paths, progress=not json_out, on_file=on_file, force=force)
+    if ray:
+        from rag.ingest.ray_pipeline import ingest_ray
+
+        rep = ingest_ray(paths, cfg, progress=not json_out, on_file=on_file, force=force)
+    else:
+        rep = assistant.ingest(paths, progress=not json_out, on_file=on_file, force=force)
     if json_out:
         typer.echo(json.dumps(rep.to_dict(), ensure_ascii=False, indent=1))
     else:

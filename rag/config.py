@@ -187,6 +187,17 @@ class ServingConfig:
 
 
 @dataclass(frozen=True)
+class RayConfig:
+    # `rag ingest --ray`: "" = a local Ray instance on this machine (n_threads CPUs); else a cluster address
+    # ("auto", "ray://head:10001"); the workers need this package and the models installed
+    ray_address: str = ""
+    ray_actors: int = _range(1, 1)  # embedder actors (each loads the embedder once)
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+@dataclass(frozen=True)
 class Calibration:
     """Embedder-specific numbers: where its cosines sit for on-topic vs unrelated text.
 
@@ -233,7 +244,7 @@ ANSWERABILITY: dict[str, Answerability] = {}
 
 _SECTIONS = {"storage": StorageConfig, "models": ModelConfig, "chunking": ChunkingConfig,
              "retrieval": RetrievalConfig, "answering": AnsweringConfig, "refusal": RefusalConfig,
-             "serving": ServingConfig}
+             "serving": ServingConfig, "ray": RayConfig}
 _FIELD_SECTION = {f.name: sec for sec, cls in _SECTIONS.items() for f in fields(cls)}
 
 
@@ -246,6 +257,7 @@ class RagConfig:
     answering: AnsweringConfig = field(default_factory=AnsweringConfig)
     refusal: RefusalConfig = field(default_factory=RefusalConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
     def __post_init__(self) -> None:
         self.calib  # noqa: B018  (fails early on an embedder without calibration)
