@@ -338,3 +338,71 @@ def test_answer_api_refuses_bad_questions_clearly(server):
     for q, code in [("", "empty_question"), ("x" * 20_000, "question_too_long"), ("???", "no_words")]:
         d = client.predict(q, "extractive", 5, api_name="/answer")
         assert d["refused"] and d["refusal_code"] == code and d["refusal_reason"]
+
+
+# ---------------------------------------------------------------- in a real browser
+
+@pytest.mark.browser
+def test_browser_hostile_document_is_inert_and_nothing_external_is_fetched(tmp_path_factory):
+    """Headless Chromium against the UI (fake models): a document with script, event handlers and a Markdown
+    image is answered from and shown; nothing runs, no request leaves 127.0.0.1, refusals read Dutch."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.fail("Debian chromium is missing: run bash scripts/test.sh (it installs it)")
+    import uvicorn
+
+    from rag.config import RagConfig
+    from tests.fakes import FakeEmbedder
+    from ui.app import create_app
+
+    tmp = tmp_path_factory.mktemp("browser")
+    d = tmp / "docs"
+    d.mkdir()
+    (d / "kluis.txt").write_text(HOSTILE, encoding="utf-8")
+    cfg = RagConfig.from_env(index_dir=str(tmp / "index"), mode="extractive", refuse_below=0.0, ui_auth="")
+    emb = FakeEmbedder()
+    ingest([d], cfg, emb, progress=False)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(Assistant(cfg, embedder=emb), port=port), host="127.0.0.1",
+                                        port=port, log_level="error"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    while not srv.started:
+        time.sleep(0.05)
+    external, dialogs = [], []
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic"])
+            page = browser.new_page()
+
+            def on_request(req):
+                host = req.url.split("/")[2] if "://" in req.url else ""
+                if req.url.startswith(("http:", "https:", "ws:", "wss:")) and not host.startswith("127.0.0.1"):
+                    external.append(req.url)
+
+            page.on("request", on_request)
+            page.on("dialog", lambda dlg: (dialogs.append(dlg.message), dlg.dismiss()))
+            page.goto(f"http://127.0.0.1:{port}/")
+            # the question bubble and streamed text are Markdown: an image there would be fetched
+            page.fill("#rag-question textarea", "Wat is het wachtwoord van de kluis? ![q](http://192.0.2.2/vraag.png)")
+            page.click("#rag-send")
+            page.wait_for_selector("#rag-chat a.rag-cite", timeout=60_000)
+            chat = page.locator("#rag-chat").inner_text()
+            assert "OKAPI-77" in chat and "![spion](http://192.0.2.1/pixel.png)" in chat  # shown as typed
+            assert "![q](http://192.0.2.2/vraag.png)" in chat and "$$\\href{x}{y}$$" in chat  # no LaTeX either
+            assert page.locator("#rag-chat img[src*='192.0.2'], #rag-chat a[href^='javascript']").count() == 0
+            page.locator("#rag-chat a.rag-cite").last.click()
+            assert "<script>" in page.locator("#rag-sources").inner_text()
+            page.fill("#rag-question textarea", "?!?")
+            page.click("#rag-send")
+            page.wait_for_function("document.querySelector('#rag-chat').innerText.includes('geen woorden')",
+                                   timeout=30_000)
+            page.wait_for_timeout(500)
+            assert page.evaluate("window.__pwned") is None and dialogs == []
+            browser.close()
+    finally:
+        srv.should_exit = True
+        t.join(10)
+    assert external == []
