@@ -108,7 +108,8 @@ class ChunkingConfig:
     chunk_chars: int = _range(600, 20)
     chunk_overlap_sentences: int = _range(1, 0)
     # ingest limits (not fitted; sized for this 2-core machine): a bigger file, or more extracted text, is one
-    # clear error line. 2M characters (~1,000 pages) embed in roughly half an hour here (chunks + sentences)
+    # clear error line. 2M characters (~1,000 pages) load and chunk in ~3 s / ~160 MB but are ~50k passages to
+    # embed (3.7k chunks + 45k sentences, measured on prose): tens of minutes on 2 cores
     max_file_mb: int = _range(50, 1)
     max_document_chars: int = _range(2_000_000, 1000)
 
