@@ -85,16 +85,21 @@ def test_second_writer_waits_with_a_message_and_readers_are_never_blocked(cfg, f
         done.append(w2.has_document(doc.path))  # it reads only after the first writer committed
         w2.close()
 
+    def waiting():
+        return any("is being written by pid" in r.getMessage() and "waiting up to" in r.getMessage()
+                   for r in caplog.records)
+
     with caplog.at_level(logging.WARNING, logger="rag.stores.lock"):
         t = threading.Thread(target=second)
         t.start()
-        time.sleep(0.5)
-        assert t.is_alive() and not done  # waiting
+        deadline = time.time() + 30
+        while not waiting() and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert waiting() and t.is_alive() and not done  # it said so, and waits
         w1.commit()
         t.join(10)
     assert done == [True]
-    assert any("is being written by pid" in r.getMessage() and "waiting up to" in r.getMessage()
-               for r in caplog.records)
 
 
 INGEST = """
@@ -104,6 +109,7 @@ from rag.ingest.pipeline import ingest
 from tests.fakes import FakeEmbedder
 cfg = RagConfig.from_env(index_dir=sys.argv[1])
 emb = FakeEmbedder()
+open(sys.argv[3] + "." + os.path.basename(sys.argv[2]), "w").close()  # ready
 while not os.path.exists(sys.argv[3]):
     time.sleep(0.005)
 rep = ingest([sys.argv[2]], cfg, emb, progress=False)
@@ -118,7 +124,9 @@ def test_two_ingest_processes_started_together_keep_all_files(tmp_path):
             _write(tmp_path / side, f"{side}{i:02d}.txt",
                    f"Verslag {side} nummer {i}. De gemeente {side}{i} besprak de begroting van jaar {2000 + i}.")
     procs = [_child(INGEST, str(index), str(tmp_path / side), str(go)) for side in ("a", "b")]
-    time.sleep(1.5)  # both have imported everything and poll for the start signal
+    deadline = time.time() + 120
+    while not all((tmp_path / f"go.{side}").exists() for side in ("a", "b")) and time.time() < deadline:
+        time.sleep(0.01)  # both have imported everything and poll for the start signal
     go.write_text("go")
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs

@@ -16,6 +16,7 @@ stay what they were when this store used bm25s:
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from typing import Callable, Collection, Sequence
 
@@ -166,6 +167,16 @@ class SqlBM25:
 
     def __init__(self, rows: Callable[[str, tuple], list]):
         self._rows = rows
+        self._lengths: tuple[np.ndarray, np.ndarray] | None = None  # (crows sorted, their lengths), read once
+        self._lock = threading.Lock()
+
+    def _dl(self, crows: np.ndarray) -> np.ndarray:
+        with self._lock:
+            if self._lengths is None:
+                got = np.array(self._rows("SELECT crow, dl FROM bm25_docs ORDER BY crow", ()), dtype=np.int64)
+                self._lengths = (got[:, 0], got[:, 1]) if len(got) else (np.zeros(0, np.int64),) * 2
+        keys, lengths = self._lengths
+        return lengths[np.searchsorted(keys, crows)]
 
     def top(self, query: str, k: int, allowed: Collection[str] | None = None) -> list[tuple[str, float]]:
         times = Counter(content_terms(query))
@@ -179,10 +190,10 @@ class SqlBM25:
                            (json.dumps(list(times)),))
         keys, parts = [], []
         for tid, term, df in terms:
-            p = np.array(self._rows("SELECT p.crow, p.tf, d.dl FROM bm25_postings p JOIN bm25_docs d "
-                                    "ON d.crow = p.crow WHERE p.tid = ?", (tid,)), dtype=np.float64).reshape(-1, 3)
-            keys.append(p[:, 0].astype(np.int64))
-            parts.append(times[term] * idf(df, n) * tf_part(p[:, 1], p[:, 2], avgdl))
+            p = np.array(self._rows("SELECT crow, tf FROM bm25_postings WHERE tid = ?", (tid,)),
+                         dtype=np.int64).reshape(-1, 2)
+            keys.append(p[:, 0])
+            parts.append(times[term] * idf(df, n) * tf_part(p[:, 1], self._dl(p[:, 0]), avgdl))
         if not keys:
             return []
         crows, inv = np.unique(np.concatenate(keys), return_inverse=True)
