@@ -245,16 +245,9 @@ def meta(file: str = typer.Argument(..., help="file path, file name or doc id of
     if title is not None and not title.strip():
         _fail("--title: give a non-empty title")
     cfg = _cfg(index, embedder=embedder)
-    writer = _assistant(cfg).store.writer()
-    info = writer.find_document(file)
+    info = _assistant(cfg).set_meta(file, title=title.strip() if title is not None else None, date=date)
     if info is None:
         _fail(f"{file}: not in the index (see rag info; a file name shared by two documents needs the full path)")
-    if title is not None or date is not None:
-        if not hasattr(writer, "set_meta"):
-            _fail(f"the '{cfg.vector_store}' store cannot edit document metadata")
-        writer.set_meta(info.path, title=title.strip() if title is not None else None, date=date)
-        writer.commit()
-        info = writer.find_document(info.path)
     typer.echo(f"{info.name}: title '{info.title}', date '{info.date or '-'}'")
 
 

@@ -18,6 +18,7 @@ the assistant to a newer one.
 from __future__ import annotations
 
 import threading
+from contextlib import closing
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from .config import MODES, ConfigError, RagConfig
 from .modelprep.prepare import ModelMissingError
 from .retrieve.retriever import Reranker, Retriever
 from .retrieve.rewrite import standalone
-from .stores.base import Store
+from .stores.base import Store, StoreError
 from .stores.factory import open_store
 from .text import language
 from .types import Answer, DocInfo, Final, Hit, StreamEvent, Token
@@ -152,9 +153,8 @@ class Assistant:
         """Add or update files; the assistant switches to the new snapshot when it is committed."""
         from .ingest.pipeline import ingest
 
-        with self._write_lock:
-            report = ingest(paths, self.cfg, self.embedder, self.store.writer(), progress=progress,
-                            on_file=on_file, force=force)
+        with self._write_lock, closing(self.store.writer()) as writer:
+            report = ingest(paths, self.cfg, self.embedder, writer, progress=progress, on_file=on_file, force=force)
             self.reload()
         return report
 
@@ -162,10 +162,24 @@ class Assistant:
         """Remove documents by path, file name or doc id; returns (removed paths, not found)."""
         from .ingest.pipeline import remove
 
-        with self._write_lock:
-            out = remove(names, self.store.writer())
+        with self._write_lock, closing(self.store.writer()) as writer:
+            out = remove(names, writer)
             self.reload()
         return out
+
+    def set_meta(self, name: str, title: str | None = None, date: str | None = None) -> DocInfo | None:
+        """Edit a document's title and/or date (by path, file name or doc id); None when not indexed."""
+        with self._write_lock, closing(self.store.writer()) as writer:
+            info = writer.find_document(name)
+            if info is None:
+                return None
+            if title is not None or date is not None:
+                if not hasattr(writer, "set_meta"):
+                    raise StoreError(f"the '{self.store.backend}' store cannot edit document metadata")
+                writer.set_meta(info.path, title=title, date=date)
+                writer.commit()
+                self.reload()
+        return self.store.chunks.find_document(info.path)
 
     # ---------- retrieval ----------
     def search(self, query: str, k: int | None = None, retriever: str | None = None,

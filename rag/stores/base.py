@@ -110,6 +110,10 @@ class StoreWriter(Protocol):
         """Make every change visible at once (or none, if it fails)."""
         ...
 
+    def close(self) -> None:
+        """Drop uncommitted changes and release what the writer holds (its lock)."""
+        ...
+
 
 @runtime_checkable
 class Store(Protocol):

@@ -687,3 +687,6 @@ class MilvusWriter:
                 for sid, v in zip(sids, svecs)]
         for start in range(0, len(rows), INSERT_BATCH):
             client.insert(sents_c, rows[start:start + INSERT_BATCH])
+
+    def close(self) -> None:
+        """Nothing to release: the writer lock is held only inside ``commit``; pending changes are dropped."""
