@@ -78,18 +78,6 @@ class StorageConfig:
     faiss_ivfpq_min: int = _range(2_000_000, 1)
     faiss_ef_search: int = _range(128, 1)  # HNSW search breadth
     faiss_nprobe: int = _range(32, 1)  # IVF lists visited per query
-    # one writer per index: a second one waits this many seconds, then fails with one line (-1 = wait for ever)
-    write_lock_timeout: float = _range(600.0, -1.0)
-    # default store: FAISS structure per vector segment. "auto" = exact below faiss_hnsw_min vectors, HNSW below
-    # faiss_ivf_min, IVF-Flat below faiss_ivfpq_min, IVF-PQ above; candidates are re-scored exactly. Set from
-    # bench/store_writes.py (synthetic clustered 384-d vectors, 2 shared cores): at 100k, HNSW recall@10 ~0.99
-    # but ~4x the build time of IVF; IVF-PQ only pays in memory, so it is kept for millions of vectors
-    faiss_index: FaissKind = "auto"
-    faiss_hnsw_min: int = _range(50_000, 1)
-    faiss_ivf_min: int = _range(250_000, 1)
-    faiss_ivfpq_min: int = _range(2_000_000, 1)
-    faiss_ef_search: int = _range(128, 1)  # HNSW search breadth
-    faiss_nprobe: int = _range(32, 1)  # IVF lists visited per query
 
     def __post_init__(self) -> None:
         _check(self)
