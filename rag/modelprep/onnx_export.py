@@ -90,7 +90,8 @@ def export_onnx(st_dir: str | Path, out_dir: str | Path, log=print) -> Path:
 
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")
-            torch.onnx.export(Encoder(model), (ids, mask), str(tmp / FP32_FILE), input_names=["input_ids", "attention_mask"],
+            torch.onnx.export(Encoder(model), (ids, mask), str(tmp / FP32_FILE),
+                              input_names=["input_ids", "attention_mask"],
                               output_names=["embedding"], opset_version=17, dynamo=False,
                               dynamic_axes={"input_ids": axes, "attention_mask": axes, "embedding": {0: "batch"}})
         shutil.copy2(st_dir / "tokenizer.json", tmp / "tokenizer.json")

@@ -107,7 +107,7 @@ _CACHE: dict[tuple[str, str, bool], Embedder] = {}
 
 def get_embedder(cfg: RagConfig) -> Embedder:
     """One embedder per (model, backend, precision) per process; ``embed_backend`` picks the runtime
-    (all backends give the same vectors to within cosine 0.99, so they share one embedder id)."""
+    (torch and openvino share an embedder id; onnx-int8 has its own, see ``embedder_id``)."""
     key = (str(require_embedder(cfg)), cfg.embed_backend, cfg.embed_bf16)
     if key not in _CACHE:
         if cfg.embed_backend == "torch":

@@ -30,9 +30,11 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), max(1, batch_size))]
 
 
-def pad_batch(token_ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """(input_ids, attention_mask) as int64 arrays padded to the longest sequence in the batch."""
+def pad_batch(token_ids: Sequence[Sequence[int]], pad_id: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask) as int64 arrays padded to the longest sequence in the batch, rounded
+    up to a multiple of ``multiple``."""
     width = max((len(t) for t in token_ids), default=0)
+    width = -(-width // max(1, multiple)) * max(1, multiple)
     ids = np.full((len(token_ids), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(token_ids), width), dtype=np.int64)
     for row, t in enumerate(token_ids):
@@ -72,6 +74,9 @@ class OnnxEmbedder:
         self.tokenizer.enable_truncation(int(meta.get("max_seq_length", 512)))
         pad = self.tokenizer.token_to_id("<pad>")
         self.pad_id = int(pad) if pad is not None else 0  # masked out, so any id works
+        # OpenVINO: widths rounded up to 32 tokens ran ~10% faster (fewer distinct shapes, whole AMX tiles;
+        # bench probe on 64 installation-guide passages, 2 shared cores); ONNX Runtime: exact widths
+        self.pad_multiple = 32 if self.backend == "openvino" else 1
         self._run = None
 
     def _compile(self):
@@ -118,7 +123,7 @@ class OnnxEmbedder:
         encs = self.tokenizer.encode_batch([prompt + t for t in texts])
         ids = [e.ids for e in encs]
         for idx in length_batches([len(t) for t in ids], self.batch_size):
-            out[idx] = self._run(*pad_batch([ids[i] for i in idx], self.pad_id))
+            out[idx] = self._run(*pad_batch([ids[i] for i in idx], self.pad_id, self.pad_multiple))
         return out
 
     def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
