@@ -101,6 +101,9 @@ class ModelConfig:
     n_ctx: int = _range(2048, 256)
     max_tokens: int = _range(120, 1)
     temperature: float = _range(0.0, 0.0, 2.0)
+    # llama.cpp: map the GGUF file (True) or read it into private memory (False). Measured in
+    # bench/results/serving.md: mapped pages and the CPU-repacked copy of the weights both count as resident
+    llama_mmap: bool = False
 
     def __post_init__(self) -> None:
         _check(self)

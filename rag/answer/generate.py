@@ -26,10 +26,11 @@ class LlamaCppGenerator:
     """A GGUF model through llama-cpp-python, using the chat template stored in the file."""
 
     def __init__(self, path: str | Path, n_ctx: int = 2048, n_threads: int = 2, temperature: float = 0.0,
-                 name: str | None = None):
+                 name: str | None = None, use_mmap: bool = False):
         self.path = Path(path)
         self.name = name or self.path.name
         self.n_ctx, self.n_threads, self.temperature = n_ctx, n_threads, temperature
+        self.use_mmap = use_mmap  # see ModelConfig.llama_mmap: False reads the weights once into private memory
         self._llm = None
         self._formatter = None
         self._lock = threading.Lock()  # one llama context cannot serve two requests at once
@@ -42,7 +43,7 @@ class LlamaCppGenerator:
             except ImportError as e:
                 raise ModelMissingError(f"llama-cpp-python is not installed ({e}); run: bash scripts/setup.sh")
             self._llm = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                              n_threads_batch=self.n_threads, n_batch=512, use_mmap=True, verbose=False, seed=0)
+                              n_threads_batch=self.n_threads, n_batch=512, use_mmap=self.use_mmap, verbose=False, seed=0)
         return self._llm
 
     def generate(self, messages: Messages, max_tokens: int = 128, stream: bool = False):
@@ -178,7 +179,7 @@ def get_generator(cfg: RagConfig, name: str | None = None) -> Generator:
     """Factory: a known name, a .gguf path or a Hugging Face folder; one instance per process."""
     name = name or cfg.generator
     path = require_generator(cfg, name)
-    key = f"{path}|{cfg.n_ctx}|{cfg.n_threads}|{cfg.temperature}"
+    key = f"{path}|{cfg.n_ctx}|{cfg.n_threads}|{cfg.temperature}|{cfg.llama_mmap}"
     with _CACHE_LOCK:
         if key not in _CACHE:
             if path.is_dir():
@@ -187,7 +188,7 @@ def get_generator(cfg: RagConfig, name: str | None = None) -> Generator:
                 _CACHE[key] = TransformersGenerator(path, cfg.temperature, cfg.n_threads)
             elif path.suffix.lower() == ".gguf":
                 _CACHE[key] = LlamaCppGenerator(path, cfg.n_ctx, cfg.n_threads, cfg.temperature,
-                                                name=name if name in GENERATORS else None)
+                                                name=name if name in GENERATORS else None, use_mmap=cfg.llama_mmap)
             else:
                 raise ModelMissingError(f"{path}: expected a .gguf file or a Hugging Face model folder")
         return _CACHE[key]
