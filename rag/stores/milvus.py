@@ -37,9 +37,10 @@ from typing import Collection, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..text import STOPWORDS, content_terms, stem, words
+from ..text import STOPWORDS, content_terms
 from ..types import Chunk, DocInfo, Document
 from .base import EmbedderMismatchError, StoreError
+from .bm25 import has_term
 from .lock import WriterLock
 
 FORMAT_VERSION = 1
@@ -401,15 +402,11 @@ class MilvusKeywords:
         return [(c, s) for c, s in out if s > 0]
 
     def has_term(self, word: str) -> bool:
-        for w in words(word):
-            parts = [w] + [p for p in w.replace("’", "'").replace("'", "-").split("-") if len(p) >= 4]
-            for p in parts:
-                if self._db.rows("SELECT 1 FROM terms WHERE term = ? LIMIT 1", (stem(p),)):
-                    return True
-                if len(p) >= 5 and self._db.rows("SELECT 1 FROM terms WHERE term >= ? AND term < ? LIMIT 1",
-                                                 (p[:5], p[:5] + "\U0010ffff")):
-                    return True
-        return False
+        return has_term(
+            word,
+            lambda st: bool(self._db.rows("SELECT 1 FROM terms WHERE term = ? LIMIT 1", (st,))),
+            lambda p: bool(self._db.rows("SELECT 1 FROM terms WHERE term >= ? AND term < ? LIMIT 1",
+                                         (p, p + "\U0010ffff"))))
 
 
 # ---------------------------------------------------------------- the store
