@@ -93,8 +93,8 @@ class ModelConfig:
     embed_bf16: bool = True
     # how passages are embedded (rag/stores/embedder.py): "openvino" = the ONNX export run by OpenVINO (bfloat16
     # on AVX-512 BF16/AMX CPUs), "onnx-int8" = ONNX Runtime dynamic int8, "torch" = sentence-transformers.
-    # bench/results/ingest.md (2 shared AMX cores, dev set): openvino ~4x torch bf16, cosine to torch fp32
-    # > 0.9999, same MRR@10 (0.787); onnx-int8 ~2x torch but MRR@10 0.771 (-0.016), query cosine min 0.9899
+    # bench/results/ingest.md (2 shared AMX cores, dev set): openvino 2-3x torch bf16, cosine to torch fp32
+    # > 0.9999, same MRR@10 as torch; onnx-int8 1.0-1.6x torch, MRR@10 -0.016, query cosine min 0.9899
     # (so it has its own embedder id)
     embed_backend: EmbedBackend = "openvino"
     n_threads: int = _range(2, 1)
