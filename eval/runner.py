@@ -138,6 +138,7 @@ def run(set_path: str | Path, assistant: Assistant, out_dir: str | Path, mode: s
             ans = None
             if retrieval_only:
                 hits = assistant.search(it.question, k=depth, history=history or None)
+                histories[it.id] = history + [{"role": "user", "content": it.question}]
             else:
                 ans = assistant.ask(it.question, history=history or None, mode=mode, k=k, depth=depth)
                 hits = ans.passages

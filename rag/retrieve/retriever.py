@@ -83,7 +83,9 @@ class Retriever:
             fused = bm25
         else:
             fused = rrf(rankings, weights, self.cfg.rrf_k)
-        order = sorted(fused, key=lambda c: (-fused[c], c))  # ties broken by id: the same order on every backend
+        # RRF ties are common (rank r in one list only); dense then BM25 scores break them, then the id, so every
+        # backend orders the same way
+        order = sorted(fused, key=lambda c: (-fused[c], -dense.get(c, -2.0), -bm25.get(c, 0.0), c))
         if qvec is not None and mode == "hybrid":
             # dense cosines for BM25-only candidates, so every hit can be calibrated
             missing = [c for c in order if c not in dense]
