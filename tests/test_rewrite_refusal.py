@@ -67,3 +67,12 @@ def test_weak_follow_up_keeps_context_only_when_it_helps():
     assert standalone(q, hist, lambda q, j: True)[1] == hist[0]["content"]
     # strong follow-ups never ask: "En Finland?" cannot stand alone
     assert standalone("En Finland?", hist, lambda q, j: False)[1] == hist[0]["content"]
+
+
+def test_key_terms_found_in_document_dates_and_ordinals():
+    from rag.stores.bm25 import BM25Index
+
+    kw = BM25Index.build(["c1"], ["het jubileum werd gevierd, 75 jaar na de oprichting"])
+    assert refusal.missing_key_terms("Wat gebeurde er in 2024?", kw, metadata="2024-04 NAVO") == []
+    assert refusal.missing_key_terms("Wat gebeurde er in 2019?", kw, metadata="2024-04 NAVO") == ["2019"]
+    assert refusal.missing_key_terms("Who spoke at the 75th anniversary?", kw, "en") == []

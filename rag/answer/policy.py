@@ -76,13 +76,19 @@ def key_terms(question: str) -> tuple[list[str], list[str]]:
     return names, numbers
 
 
-def missing_key_terms(question: str, keywords: KeywordIndex, lang: str = "nl") -> list[str]:
+def missing_key_terms(question: str, keywords: KeywordIndex, lang: str = "nl", metadata: str = "") -> list[str]:
     """Names and numbers the question hinges on that no indexed chunk mentions (asked of the keyword
-    index, not by scanning the corpus). Names are checked only for questions in the corpus language
-    (Dutch): other languages name places and organisations differently."""
+    index, not by scanning the corpus) and that the retrieved documents' titles and dates (``metadata``)
+    do not contain. Names are checked only for questions in the corpus language (Dutch): other
+    languages name places and organisations differently. A number is its digits ("75th" -> "75")."""
     names, numbers = key_terms(question)
-    missing = [n for n in names if not keywords.has_term(n)] if lang == "nl" else []
-    return missing + [n for n in numbers if not keywords.has_term(n)]
+    meta = metadata.lower()
+    missing = [n for n in names if not keywords.has_term(n) and n not in meta] if lang == "nl" else []
+    for n in numbers:
+        digits = re.sub(r"\D+", " ", n).split()
+        if digits and not all(keywords.has_term(d) or d in meta for d in digits):
+            missing.append(n)
+    return missing
 
 
 def expected_answer_type(question: str) -> str | None:
@@ -144,7 +150,8 @@ class RefusalPolicy:
             return Decision.refusal(f"low relevance ({rel:.2f} < {self.cfg.refuse_below})", code="low_relevance",
                                     relevance=rel, threshold=self.cfg.refuse_below)
         if self.cfg.require_question_terms:
-            missing = missing_key_terms(question, keywords, lang)
+            metadata = " ".join(f"{h.chunk.date} {h.chunk.title}" for h in hits)
+            missing = missing_key_terms(question, keywords, lang, metadata)
             if missing:
                 return Decision.refusal("not in the sources: " + ", ".join(missing), code="not_in_sources",
                                         terms=missing)
