@@ -29,9 +29,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 VPY=.venv/bin/python
 
-step "installing CPU torch and dependencies"
+step "installing the locked dependencies (requirements.lock: exact versions, hashes checked; CPU torch)"
 $VPY -m pip install -q -U pip
-$VPY -m pip install -q "torch==2.13.0"
+$VPY -m pip install -q --require-hashes -r requirements.lock
 
 # llama-cpp-python exists only as source: build the wheel once and cache it.
 mkdir -p "$CACHE/wheels" .wheels
@@ -43,8 +43,8 @@ if [ -z "$wheel" ]; then
   wheel=$(ls "$CACHE"/wheels/llama_cpp_python-$LLAMA_VERSION-*.whl | head -n1)
 fi
 cp -n "$wheel" .wheels/ 2>/dev/null || true
-$VPY -m pip install -q "$wheel"
-$VPY -m pip install -q -e ".[test]"
+$VPY -m pip install -q --no-deps "$wheel"
+$VPY -m pip install -q --no-deps -e .
 
 step "preparing models (cached in $CACHE/models)"
 .venv/bin/rag models --prepare
