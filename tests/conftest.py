@@ -62,6 +62,40 @@ def seeded_store(real_cfg, real_embedder, tmp_path_factory):
     return open_store(real_cfg, real_embedder.id, real_embedder.dim)
 
 
+TWO_DOCS = {
+    "navo.txt": "De NAVO bestaat 75 jaar. Het jubileum werd gevierd in Washington.",
+    "irak.txt": "Ministers stemden in met een uitbreiding van de NAVO-missie in Irak.",
+}
+
+
+def write_file(folder, name, text):
+    p = folder / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def write_docs(folder, docs: dict):
+    """A folder holding ``docs`` (file name -> text)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in docs.items():
+        write_file(folder, name, text)
+    return folder
+
+
+def indexed_store(cfg, embedder, folder, docs: dict):
+    """``docs`` written to ``folder``, ingested with ``embedder`` and opened through the factory."""
+    from rag.ingest.pipeline import ingest
+    from rag.stores.factory import open_store
+
+    ingest([write_docs(folder, docs)], cfg, embedder, progress=False)
+    return open_store(cfg, embedder.id, embedder.dim)
+
+
+@pytest.fixture
+def docs(tmp_path):
+    return write_docs(tmp_path / "docs", TWO_DOCS)
+
+
 def chunks_of(store):
     """Every chunk of a store, via the chunk-store seam."""
     from rag.stores.base import document_chunks

@@ -8,6 +8,7 @@ from rag.ingest.pipeline import ingest
 from rag.answer.prompt import REFUSAL, SYSTEM_PROMPT
 from rag.stores.factory import open_store
 from rag.types import Citation
+from tests.conftest import indexed_store
 from tests.fakes import ScriptedGenerator
 
 DOCS = {
@@ -23,12 +24,7 @@ DOCS = {
 
 @pytest.fixture
 def store(tmp_path, cfg, fake_embedder):
-    d = tmp_path / "docs"
-    d.mkdir()
-    for name, text in DOCS.items():
-        (d / name).write_text(text, encoding="utf-8")
-    ingest([d], cfg, fake_embedder, progress=False)
-    return open_store(cfg, fake_embedder.id, fake_embedder.dim)
+    return indexed_store(cfg, fake_embedder, tmp_path / "docs", DOCS)
 
 
 def make(cfg, store, fake_embedder, replies, **over):

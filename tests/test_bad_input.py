@@ -15,6 +15,7 @@ from rag.ingest.loaders import LoadError, load
 from rag.ingest.pipeline import ingest
 from rag.stores.factory import open_store
 from rag.types import Answer
+from tests.conftest import indexed_store
 from tests.fakes import ScriptedGenerator
 from ui.render import INTAKE, REASONS, answer_html, refusal_reason, sources_html
 
@@ -27,12 +28,7 @@ DOCS = {
 
 @pytest.fixture
 def store(tmp_path, cfg, fake_embedder):
-    d = tmp_path / "docs"
-    d.mkdir()
-    for name, text in DOCS.items():
-        (d / name).write_text(text, encoding="utf-8")
-    ingest([d], cfg, fake_embedder, progress=False)
-    return open_store(cfg, fake_embedder.id, fake_embedder.dim)
+    return indexed_store(cfg, fake_embedder, tmp_path / "docs", DOCS)
 
 
 def assistant(cfg, store, emb, replies=("28 van de 32 landen steunen Rutte [1].",), **over):

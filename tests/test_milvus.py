@@ -17,23 +17,8 @@ from rag.retrieve.retriever import Retriever
 from rag.stores import milvus as mv
 from rag.stores.base import ChunkStore, EmbedderMismatchError, KeywordIndex, Store, StoreError, VectorIndex
 from rag.stores.factory import open_store
-from tests.conftest import SEEDS, chunks_of
+from tests.conftest import SEEDS, chunks_of, write_file
 from tests.fakes import FakeEmbedder, ScriptedGenerator
-
-
-def _write(d, name, text):
-    p = d / name
-    p.write_text(text, encoding="utf-8")
-    return p
-
-
-@pytest.fixture
-def docs(tmp_path):
-    d = tmp_path / "docs"
-    d.mkdir()
-    _write(d, "navo.txt", "De NAVO bestaat 75 jaar. Het jubileum werd gevierd in Washington.")
-    _write(d, "irak.txt", "Ministers stemden in met een uitbreiding van de NAVO-missie in Irak.")
-    return d
 
 
 @pytest.fixture
@@ -81,7 +66,7 @@ def test_incremental_update_remove_and_reopen_from_disk(mcfg, fake_embedder, doc
     rep = ingest([docs], mcfg, fake_embedder, progress=False)
     assert len(rep.skipped) == 2 and fake_embedder.calls == calls  # nothing re-embedded or rewritten
     assert _open(mcfg, fake_embedder).version == "gen-1"
-    _write(docs, "navo.txt", "De NAVO telt 32 lidstaten. Zweden trad toe.")
+    write_file(docs, "navo.txt", "De NAVO telt 32 lidstaten. Zweden trad toe.")
     rep = ingest([docs], mcfg, fake_embedder, progress=False)
     assert rep.updated == [str(docs / "navo.txt")] and len(rep.skipped) == 1
     store = _open(mcfg, fake_embedder)
@@ -117,7 +102,7 @@ def test_filtered_retrieval_inside_both_searches(mcfg, fake_embedder, tmp_path):
     d = tmp_path / "many"
     d.mkdir()
     for i in range(6):  # every document mentions the query words; only two are allowed
-        _write(d, f"d{i}.txt", f"De begroting van gemeente {i} steeg. De begroting werd besproken in de raad {i}.")
+        write_file(d, f"d{i}.txt", f"De begroting van gemeente {i} steeg. De begroting werd besproken in de raad {i}.")
     ingest([d], mcfg, fake_embedder, progress=False)
     store = _open(mcfg, fake_embedder)
     wanted = [store.chunks.find_document(f"d{i}.txt").doc_id for i in (2, 5)]
@@ -164,7 +149,7 @@ def test_an_open_view_never_sees_uncommitted_or_newer_rows(mcfg, fake_embedder, 
     ingest([docs], mcfg, fake_embedder, progress=False)
     old = _open(mcfg, fake_embedder)
     w = old.writer()
-    extra = _write(docs, "zweden.txt", "Zweden trad toe tot de NAVO.")
+    extra = write_file(docs, "zweden.txt", "Zweden trad toe tot de NAVO.")
     from rag.ingest.loaders import load
     from rag.ingest.chunker import ChunkerConfig, chunk_document
 
@@ -182,7 +167,7 @@ def test_an_open_view_never_sees_uncommitted_or_newer_rows(mcfg, fake_embedder, 
 
 def test_failed_commit_keeps_previous_state_and_next_commit_cleans_up(mcfg, fake_embedder, docs, monkeypatch):
     ingest([docs], mcfg, fake_embedder, progress=False)
-    _write(docs, "navo.txt", "De NAVO telt 32 lidstaten.")
+    write_file(docs, "navo.txt", "De NAVO telt 32 lidstaten.")
 
     def boom(*a, **k):
         raise OSError("disk full (simulated)")
@@ -203,7 +188,7 @@ def test_failed_commit_keeps_previous_state_and_next_commit_cleans_up(mcfg, fake
 
 def test_crash_after_the_switch_hides_replaced_rows_until_collected(mcfg, fake_embedder, docs, monkeypatch):
     ingest([docs], mcfg, fake_embedder, progress=False)
-    _write(docs, "navo.txt", "De NAVO telt 32 lidstaten sinds het jubileum.")
+    write_file(docs, "navo.txt", "De NAVO telt 32 lidstaten sinds het jubileum.")
     calls = []
     real = mv.MilvusWriter._collect
 
@@ -265,7 +250,7 @@ def test_a_second_writer_waits_for_the_lock_then_fails_with_one_line(mcfg, fake_
     from rag.stores.lock import WriterLock, WriterLockTimeout
 
     ingest([docs], mcfg, fake_embedder, progress=False)
-    _write(docs, "navo.txt", "De NAVO telt 32 lidstaten.")
+    write_file(docs, "navo.txt", "De NAVO telt 32 lidstaten.")
     with WriterLock(mcfg.index_dir):  # another writer is committing
         with pytest.raises(WriterLockTimeout, match="is still being written by pid"):
             ingest([docs], mcfg.with_overrides(write_lock_timeout=0.2), fake_embedder, progress=False)

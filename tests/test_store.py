@@ -13,22 +13,7 @@ from rag.retrieve.retriever import Retriever
 from rag.stores import factory
 from rag.stores.base import ChunkStore, EmbedderMismatchError, KeywordIndex, Store, StoreError, VectorIndex
 from rag.stores.factory import open_store
-from tests.conftest import chunks_of
-
-
-def _write(d, name, text):
-    p = d / name
-    p.write_text(text, encoding="utf-8")
-    return p
-
-
-@pytest.fixture
-def docs(tmp_path):
-    d = tmp_path / "docs"
-    d.mkdir()
-    _write(d, "navo.txt", "De NAVO bestaat 75 jaar. Het jubileum werd gevierd in Washington.")
-    _write(d, "irak.txt", "Ministers stemden in met een uitbreiding van de NAVO-missie in Irak.")
-    return d
+from tests.conftest import chunks_of, write_file
 
 
 def _open(cfg, emb):
@@ -57,7 +42,7 @@ def test_incremental_update_and_remove(cfg, fake_embedder, docs):
     calls = fake_embedder.calls
     rep = ingest([docs], cfg, fake_embedder, progress=False)
     assert len(rep.skipped) == 2 and fake_embedder.calls == calls  # nothing re-embedded
-    _write(docs, "navo.txt", "De NAVO telt 32 lidstaten. Zweden trad toe.")
+    write_file(docs, "navo.txt", "De NAVO telt 32 lidstaten. Zweden trad toe.")
     rep = ingest([docs], cfg, fake_embedder, progress=False)
     assert rep.updated == [str(docs / "navo.txt")] and len(rep.skipped) == 1
     store = _open(cfg, fake_embedder)
@@ -76,7 +61,7 @@ def test_open_view_keeps_its_snapshot_while_a_writer_commits(cfg, fake_embedder,
     ingest([docs], cfg, fake_embedder, progress=False)
     view = _open(cfg, fake_embedder)
     before = {c.chunk_id: c.text for c in chunks_of(view)}
-    _write(docs, "navo.txt", "De NAVO telt 32 lidstaten.")
+    write_file(docs, "navo.txt", "De NAVO telt 32 lidstaten.")
     ingest([docs], cfg, fake_embedder, progress=False)
     assert {c.chunk_id: c.text for c in chunks_of(view)} == before  # the old view is untouched
     assert "32 lidstaten" in " ".join(c.text for c in chunks_of(_open(cfg, fake_embedder)))
