@@ -55,8 +55,17 @@ def init_ray(cfg: RagConfig, runtime_env: dict | None = None) -> bool:
         kw["runtime_env"] = runtime_env
     if cfg.ray_address:
         ray.init(address=cfg.ray_address, **kw)
-    else:
-        ray.init(num_cpus=max(1, cfg.n_threads), **kw)
+        return True
+    # a local instance listens on loopback only; its raylet occasionally misses Ray's fixed 30 s start-up
+    # window on a busy machine, so a timed-out start is tried once more
+    local = dict(num_cpus=max(1, cfg.n_threads), _node_ip_address="127.0.0.1", **kw)
+    try:
+        ray.init(**local)
+    except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception for this
+        if "timed out during startup" not in str(e):
+            raise
+        ray.shutdown()
+        ray.init(**local)
     return True
 
 
