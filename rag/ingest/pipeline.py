@@ -11,6 +11,7 @@ import numpy as np
 
 from ..config import RagConfig
 from ..stores.base import StoreWriter
+from ..types import Chunk, Document
 from .chunker import ChunkerConfig, chunk_document, sentence_context
 from .loaders import LoadError, expand_paths, file_sha256, load
 
@@ -72,6 +73,31 @@ def embed_by_length(embedder, texts: list[str], progress: bool = False, group: i
     return out if out is not None else np.zeros((0, int(getattr(embedder, "dim", 0))), dtype=np.float32)
 
 
+def texts_to_embed(chunks: list[Chunk]) -> tuple[list[str], list[str]]:
+    """What gets embedded for ``chunks``: each chunk's passage text, and each sentence's context in the
+    order the store writer expects (chunk 0's sentences, then chunk 1's, ...)."""
+    return ([passage_text(c.title, c.text) for c in chunks],
+            [sentence_context(c, i)[0] for c in chunks for i in range(len(c.sentences))])
+
+
+def load_chunks(p: Path, cfg: RagConfig, ccfg: ChunkerConfig) -> tuple[Document, list[Chunk]]:
+    """Load one file within the configured limits and chunk it; raises for a file with nothing to index."""
+    doc = load(p, max_bytes=cfg.max_file_mb * 1024 * 1024, max_chars=cfg.max_document_chars)
+    chunks = chunk_document(doc, ccfg)
+    if not chunks:
+        raise LoadError(p, "no text to index after clean-up")
+    return doc, chunks
+
+
+def file_problem(e: Exception) -> tuple[str, str]:
+    """(reason for the ingest report, status for the per-file callback) for an error from ``load_chunks``."""
+    if isinstance(e, LoadError):
+        return e.reason, f"error: {e.reason}"
+    if isinstance(e, OSError):
+        return f"cannot read the file ({e.strerror or e})", f"error: {e}"
+    return f"cannot load the file ({type(e).__name__}: {e})", f"error: {type(e).__name__}: {e}"
+
+
 def ingest(
     paths: list[str | Path],
     cfg: RagConfig,
@@ -100,27 +126,16 @@ def ingest(
                     report.skipped.append(shown)
                     on_file and on_file(shown, "unchanged")
                     continue
-            doc = load(p, max_bytes=cfg.max_file_mb * 1024 * 1024, max_chars=cfg.max_document_chars)
-            chunks = chunk_document(doc, ccfg)
-            if not chunks:
-                raise LoadError(p, "no text to index after clean-up")
-        except LoadError as e:
-            report.errors.append((shown, e.reason))
-            on_file and on_file(shown, f"error: {e.reason}")
-            continue
-        except OSError as e:
-            report.errors.append((shown, f"cannot read the file ({e.strerror or e})"))
-            on_file and on_file(shown, f"error: {e}")
-            continue
-        except Exception as e:  # a parser bug on a hostile file: one line for this file, the batch goes on
-            report.errors.append((shown, f"cannot load the file ({type(e).__name__}: {e})"))
-            on_file and on_file(shown, f"error: {type(e).__name__}: {e}")
+            doc, chunks = load_chunks(p, cfg, ccfg)
+        except Exception as e:  # a bad or hostile file: one line for this file, the batch goes on
+            reason, status = file_problem(e)
+            report.errors.append((shown, reason))
+            on_file and on_file(shown, status)
             continue
         pending.append((shown, doc, chunks))
     if pending:
-        texts = [passage_text(c.title, c.text) for _, _, chunks in pending for c in chunks]
-        n_chunks = len(texts)
-        texts += [sentence_context(c, i)[0] for _, _, chunks in pending for c in chunks for i in range(len(c.sentences))]
+        chunk_texts, sentence_texts = texts_to_embed([c for _, _, chunks in pending for c in chunks])
+        texts, n_chunks = chunk_texts + sentence_texts, len(chunk_texts)
         report.passages = len(texts)
         te = time.perf_counter()
         allvecs = embed_by_length(embedder, texts, progress=progress)

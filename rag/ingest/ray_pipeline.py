@@ -29,9 +29,9 @@ import numpy as np
 
 from ..config import RagConfig
 from ..stores.base import EmbedderMismatchError, StoreWriter
-from .chunker import ChunkerConfig, chunk_document, sentence_context
-from .loaders import LoadError, expand_paths, file_sha256, load
-from .pipeline import IngestReport, passage_text
+from .chunker import ChunkerConfig
+from .loaders import expand_paths, file_sha256
+from .pipeline import IngestReport, file_problem, load_chunks, texts_to_embed
 
 EmbedderFactory = Callable[[RagConfig], Any]
 FILES_PER_TASK = 4  # files loaded and chunked per Ray task
@@ -69,13 +69,6 @@ def init_ray(cfg: RagConfig, runtime_env: dict | None = None) -> bool:
     return True
 
 
-def _texts(chunks) -> list[str]:
-    """The texts embedded for one document, in the order the store writer expects: every chunk's
-    passage text, then every chunk's sentence contexts (chunk 0's sentences, chunk 1's, ...)."""
-    return ([passage_text(c.title, c.text) for c in chunks]
-            + [sentence_context(c, i)[0] for c in chunks for i in range(len(c.sentences))])
-
-
 def load_and_chunk(batch: dict[str, np.ndarray], cfg: RagConfig) -> dict[str, list]:
     """Ray task: file rows -> one row per text to embed (the first carries the pickled document and
     chunks), or one row with the reason the file cannot be indexed (worded as ``pipeline.ingest`` words
@@ -88,24 +81,14 @@ def load_and_chunk(batch: dict[str, np.ndarray], cfg: RagConfig) -> dict[str, li
             out[k].append(v)
 
     for i, path in zip(batch["file"], batch["path"]):
-        p = Path(str(path))
         try:
-            doc = load(p, max_bytes=cfg.max_file_mb * 1024 * 1024, max_chars=cfg.max_document_chars)
-            chunks = chunk_document(doc, ccfg)
-            if not chunks:
-                raise LoadError(p, "no text to index after clean-up")
-        except LoadError as e:
-            row(i, -1, error=e.reason, status=f"error: {e.reason}")
-            continue
-        except OSError as e:
-            row(i, -1, error=f"cannot read the file ({e.strerror or e})", status=f"error: {e}")
-            continue
-        except Exception as e:  # a parser bug on a hostile file: one line for this file, the batch goes on
-            row(i, -1, error=f"cannot load the file ({type(e).__name__}: {e})",
-                status=f"error: {type(e).__name__}: {e}")
+            doc, chunks = load_chunks(Path(str(path)), cfg, ccfg)
+        except Exception as e:  # a bad or hostile file: one row for this file, the batch goes on
+            reason, status = file_problem(e)
+            row(i, -1, error=reason, status=status)
             continue
         payload = pickle.dumps((doc, chunks, len(chunks)), protocol=pickle.HIGHEST_PROTOCOL)
-        for pos, text in enumerate(_texts(chunks)):
+        for pos, text in enumerate(sum(texts_to_embed(chunks), [])):
             row(i, pos, text, payload if pos == 0 else b"")
     return out
 
