@@ -193,3 +193,23 @@ def test_extractive_english_question_gets_english_lead_in(cfg, store, fake_embed
     assert not ans.refused and ans.text.startswith("The sources say (in Dutch): ")
     c = ans.citations[0]
     assert store.chunks.document_text(c.doc_id)[c.start:c.end] == c.quote and c.quote.rstrip(".") in ans.text
+
+
+def test_sentences_without_stored_vectors_are_embedded_at_question_time(tmp_path, cfg, fake_embedder):
+    from rag.ingest.chunker import chunk_document
+    from rag.ingest.loaders import load
+
+    f = tmp_path / "irak.txt"
+    f.write_text(DOCS["irak.txt"], encoding="utf-8")
+    doc = load(f)
+    chunks = chunk_document(doc)
+    store = open_store(cfg, fake_embedder.id, fake_embedder.dim)
+    with store.writer() as w:
+        w.upsert(doc, chunks, fake_embedder.embed_passages([c.text for c in chunks]), sentence_vectors=None)
+        w.commit()
+    a = Assistant(cfg.with_overrides(refuse_below=0.0), embedder=fake_embedder)
+    calls = fake_embedder.calls
+    ans = a.ask("Welke taken neemt de missie in Irak over?", mode="extractive")
+    assert not ans.refused and ans.citations and fake_embedder.calls > calls  # embedded now, not stored
+    c = ans.citations[0]
+    assert a.document_text(c.doc_id)[c.start:c.end] == c.quote

@@ -85,6 +85,10 @@ def select(query: str, qvec: np.ndarray, hits: list[Hit], store: Store, embedder
 def _vectors(store: Store, embedder, cands: list) -> np.ndarray:
     """Stored sentence vectors; sentences indexed without them are embedded now."""
     ids = [x[1] for x in cands]
+    try:
+        return np.asarray(store.sentences.get(ids), dtype=np.float32)  # one batch: the usual case
+    except KeyError:
+        pass  # some documents were indexed without sentence vectors: find which
     have = [i for i, sid in enumerate(ids) if _has(store, sid)]
     dim = getattr(embedder, "dim", None) or (store.sentences.dim if len(store.sentences) else 1)
     out = np.zeros((len(ids), dim), dtype=np.float32)
