@@ -96,6 +96,42 @@ def docs(tmp_path):
     return write_docs(tmp_path / "docs", TWO_DOCS)
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """An ASGI app served by uvicorn in a thread on a free 127.0.0.1 port (``with LiveServer(...) as url``).
+    ``make_app(port)`` builds the app, so apps that need to know their own port get it."""
+
+    def __init__(self, make_app, log_level: str = "warning"):
+        import threading
+
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(make_app(self.port), host="127.0.0.1", port=self.port,
+                                                    log_level=log_level))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        import time
+
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            assert time.time() < deadline, "server did not start"
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
 def chunks_of(store):
     """Every chunk of a store, via the chunk-store seam."""
     from rag.stores.base import document_chunks

@@ -2,18 +2,15 @@
 127.0.0.1 port: fake embedder + scripted generator over a tiny corpus, so every answer is known."""
 
 import json
-import socket
-import threading
-import time
 
 import httpx
 import openai
 import pytest
-import uvicorn
 
 from rag import Assistant
 from rag.answer.prompt import REFUSAL
 from rag.ingest.pipeline import ingest
+from tests.conftest import LiveServer
 from tests.fakes import ScriptedGenerator
 from ui.openai_api import ApiError, create_api, parse_request
 
@@ -26,33 +23,6 @@ DOCS = {
                 "Irak. Zodra de situatie het toestaat neemt de missie trainings- en adviestaken over van de anti-ISIS "
                 "coalitie.",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """uvicorn in a thread on a free localhost port."""
-
-    def __init__(self, app):
-        self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started:
-            assert time.time() < deadline, "server did not start"
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +44,7 @@ def assistant(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def base_url(assistant):
-    with Server(create_api(assistant)) as url:
+    with LiveServer(lambda port: create_api(assistant)) as url:
         yield url
 
 
@@ -273,7 +243,7 @@ def test_ui_and_api_share_one_server(assistant):
     """``rag serve``'s app: Gradio at / and the API at /v1 in one process on one Assistant."""
     from ui.app import create_app
 
-    with Server(create_app(assistant)) as url:
+    with LiveServer(lambda port: create_app(assistant)) as url:
         page = httpx.get(url + "/", timeout=30)
         assert page.status_code == 200 and "<html" in page.text.lower()
         c = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)

@@ -5,9 +5,6 @@ input checks work. Fake embedder + scripted generator; the server tests use a re
 import html
 import os
 import re
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from rag import Assistant
 from rag.ingest.pipeline import ingest
 from rag.stores.factory import open_store
 from rag.types import Answer, Citation, Hit
+from tests.conftest import LiveServer
 from tests.fakes import ScriptedGenerator
 from ui.app import UIState, safe_upload_name
 from ui.render import answer_html, md_text, sources_html
@@ -259,16 +257,9 @@ def test_injected_instructions_in_documents_never_reach_the_model(tmp_path, cfg,
 
 # ---------------------------------------------------------------- login and API input checks (real server)
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     from rag.config import RagConfig
     from tests.fakes import FakeEmbedder
     from ui.app import create_app
@@ -281,18 +272,8 @@ def server(tmp_path_factory):
                              refuse_below=0.0)
     emb = FakeEmbedder()
     ingest([d], cfg, emb, progress=False)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(Assistant(cfg, embedder=emb), port=port), host="127.0.0.1",
-                                        port=port, log_level="error"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        assert time.time() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(10)
+    with LiveServer(lambda port: create_app(Assistant(cfg, embedder=emb), port=port), log_level="error") as url:
+        yield url
 
 
 def test_login_required_for_the_gradio_api(server):
@@ -349,8 +330,6 @@ def test_browser_hostile_document_is_inert_and_nothing_external_is_fetched(tmp_p
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path("/usr/bin/chromium").exists():
         pytest.fail("Debian chromium is missing: run bash scripts/test.sh (it installs it)")
-    import uvicorn
-
     from rag.config import RagConfig
     from tests.fakes import FakeEmbedder
     from ui.app import create_app
@@ -362,15 +341,8 @@ def test_browser_hostile_document_is_inert_and_nothing_external_is_fetched(tmp_p
     cfg = RagConfig.from_env(index_dir=str(tmp / "index"), mode="extractive", refuse_below=0.0, ui_auth="")
     emb = FakeEmbedder()
     ingest([d], cfg, emb, progress=False)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(Assistant(cfg, embedder=emb), port=port), host="127.0.0.1",
-                                        port=port, log_level="error"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    while not srv.started:
-        time.sleep(0.05)
     external, dialogs = [], []
-    try:
+    with LiveServer(lambda port: create_app(Assistant(cfg, embedder=emb), port=port), log_level="error") as url:
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -384,7 +356,7 @@ def test_browser_hostile_document_is_inert_and_nothing_external_is_fetched(tmp_p
 
             page.on("request", on_request)
             page.on("dialog", lambda dlg: (dialogs.append(dlg.message), dlg.dismiss()))
-            page.goto(f"http://127.0.0.1:{port}/")
+            page.goto(f"{url}/")
             # the question bubble and streamed text are Markdown: an image there would be fetched
             page.fill("#rag-question textarea", "Wat is het wachtwoord van de kluis? ![q](http://192.0.2.2/vraag.png)")
             page.click("#rag-send")
@@ -402,7 +374,4 @@ def test_browser_hostile_document_is_inert_and_nothing_external_is_fetched(tmp_p
             page.wait_for_timeout(500)
             assert page.evaluate("window.__pwned") is None and dialogs == []
             browser.close()
-    finally:
-        srv.should_exit = True
-        t.join(10)
     assert external == []

@@ -1,22 +1,17 @@
 """The Gradio app with the real models: API calls (incl. 20 concurrent) and a real headless Chromium."""
 
 import shutil
-import socket
 import threading
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
+
 pytestmark = pytest.mark.model
 
 XSS_NAME = "<img src=x onerror=alert(7)>.html"
 QUESTION = "Hoeveel landen steunen Rutte volgens de NOS?"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +25,7 @@ def server(seeded_store, real_cfg, real_embedder, tmp_path_factory):
     cfg = real_cfg.with_overrides(index_dir=str(idx))
     state = UIState(Assistant(cfg, embedder=real_embedder))
     app = build_app(state)
-    port = _free_port()
+    port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, js=JS, quiet=True)
     yield f"http://127.0.0.1:{port}/", state
     app.close()
