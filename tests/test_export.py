@@ -93,7 +93,8 @@ def test_ui_download_holds_the_markdown_and_filters_apply(tmp_path, fake_embedde
     from rag import Assistant
     from rag.config import RagConfig
     from rag.ingest.pipeline import ingest
-    from tests.test_openai_api import DOCS, Server
+    from tests.conftest import LiveServer
+    from tests.test_openai_api import DOCS
     from ui.app import create_app
 
     def file(update):  # the client returns gr.update(...) outputs as dicts
@@ -107,7 +108,7 @@ def test_ui_download_holds_the_markdown_and_filters_apply(tmp_path, fake_embedde
     ingest([d], cfg, fake_embedder, progress=False)
     a = Assistant(cfg, embedder=fake_embedder, generator=None)
     q = "Welke taken neemt de missie in Irak over?"
-    with Server(create_app(a)) as url:
+    with LiveServer(lambda port: create_app(a)) as url:
         client = Client(url + "/", verbose=False, download_files=str(tmp_path / "dl"))
         chat, sources, info, export = client.predict(q, [], "extractive", 5, [], "", "", api_name="/chat")
         expected = a.ask(q, mode="extractive", k=5).to_markdown()
