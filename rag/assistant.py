@@ -32,7 +32,7 @@ from .config import MODES, ConfigError, RagConfig
 from .modelprep.prepare import ModelMissingError
 from .retrieve.retriever import Reranker, Retriever
 from .retrieve.rewrite import standalone
-from .stores.base import Store, StoreError
+from .stores.base import Store, StoreError, sentence_ids
 from .stores.factory import open_store
 from .text import language
 from .types import Answer, DocInfo, Final, Hit, StreamEvent, Token
@@ -233,7 +233,7 @@ class Assistant:
         timings["retrieve_s"] = time.perf_counter() - t
         t = time.perf_counter()
         ev = evidence.select(query, qvec, hits, view.store, self.embedder, self.cfg.corpus_sentences,
-                             _sentence_ids(view.store, allowed) if allowed is not None else None)
+                             sentence_ids(view.store.chunks, allowed) if allowed is not None else None)
         timings["select_s"] = time.perf_counter() - t
 
         decision = self.policy.before(query if previous else question, hits, ev.sources, view.store.keywords)
@@ -300,11 +300,13 @@ class Assistant:
             return
         t = time.perf_counter()
         chosen = reader.choose(probs, self.cfg.read_max_sources, self.cfg.read_ratio, self.cfg.read_rank_penalty)
+        asks_number = self.policy.expected_type(question) in ("number", "date")
         parts = []
         for rank, i in enumerate(chosen):
             # the best source's answer words are copied by the model; further sources (lists, several
             # documents) are quoted whole: one short generation keeps the latency down
-            text, copied = reader.copy(gen, messages, shown, i, question, lang) if rank == 0 else (shown[i].quote, False)
+            text, copied = (reader.copy(gen, messages, shown, i, question, lang, asks_number=asks_number) if rank == 0
+                            else (shown[i].quote, False))
             if not self.policy.states_asked_type(question, text) and self.policy.states_asked_type(question,
                                                                                                  shown[i].quote):
                 text, copied = shown[i].quote, False
@@ -341,13 +343,3 @@ class Assistant:
         ans.refusal_code, ans.refusal_params = decision.code, decision.params
         ans.text, ans.citations = REFUSAL[ans.language], []
         return self._done(ans, timings, t0)
-
-
-def _sentence_ids(store: Store, chunk_ids: Collection[str]) -> set[str]:
-    """Sentence-vector ids of these chunks (``f"{chunk_id}#{i}"``), for filtered evidence search."""
-    out: set[str] = set()
-    for cid in chunk_ids:
-        c = store.chunks.chunk(cid)
-        if c is not None:
-            out.update(f"{cid}#{i}" for i in range(len(c.sentences)))
-    return out

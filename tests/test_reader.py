@@ -32,6 +32,17 @@ def test_verify_accepts_exact_copies_and_rejects_flips_echoes_and_repetition():
     assert not reader.verify("De NAVO stuurt niet", "De NAVO stuurt troepen naar Irak.", "Stuurt de NAVO troepen?")
 
 
+def test_verify_rejects_numbers_the_question_gave_and_bare_numbers_nobody_asked_for():
+    src = "In 2022 gaf president Poetin het bevel tot de inval in Oekraïne."
+    q = "Aan welk staatshoofd wordt in het bericht van 2022 de inval toegeschreven?"
+    assert not reader.verify("2022", src, q)  # the question's own number is an echo
+    assert reader.verify("president Poetin", src, q)
+    assert reader.bare_number("0, 1, 5") and reader.bare_number("2022") and not reader.bare_number("RAID 5")
+    steps = "Druk op Alt+F1 en daarna op 4 om terug te keren."
+    assert not reader.verify("4", steps, "Hoe keer ik terug naar het installatiescherm?", asks_number=False)
+    assert reader.verify("4", steps, "Welke toets na Alt+F1?", asks_number=True)
+
+
 def test_degenerate_and_negation_helpers_hand_checked():
     assert reader.degenerate("de missie de missie de missie de missie")
     assert not reader.degenerate("de missie in Irak wordt uitgebreid met trainers")

@@ -5,7 +5,7 @@ import pytest
 from rag.ingest.pipeline import ingest
 from rag.answer.policy import RefusalPolicy
 from rag.config import ConfigError, RagConfig
-from rag.retrieve.retriever import Retriever, diversify, rrf
+from rag.retrieve.retriever import Retriever, diversify, rrf, sentence_ranking
 from rag.stores.factory import open_store
 
 
@@ -85,3 +85,22 @@ def test_filter_is_applied_inside_retrieval(store, cfg, fake_embedder, mode):
     two = {docs["a.txt"], docs["c.txt"]}
     hits = Retriever(cfg, store, fake_embedder).search("600 miljoen granaten", k=2, retriever="dense", doc_ids=two)
     assert len(hits) == 2 and "b.txt" not in {h.chunk.doc for h in hits}  # still k passages, none from b
+
+
+def test_sentence_ranking_orders_chunks_by_their_best_sentence(store, fake_embedder):
+    qvec = fake_embedder.embed_queries(["Trainers gaan naar Bagdad."])[0]
+    ranked = sentence_ranking(store, qvec, 10, None)
+    assert len(ranked) == len(set(ranked))  # one entry per chunk, however many of its sentences match
+    assert "Trainers gaan naar Bagdad." in store.chunks.chunk(ranked[0]).text
+    only_b = store.chunks.chunk_ids([store.chunks.find_document("b.txt").doc_id])
+    filtered = sentence_ranking(store, qvec, 10, only_b)
+    assert filtered and set(filtered) <= set(only_b)
+
+
+def test_sentence_list_joins_the_fusion_only_when_weighted(store, cfg, fake_embedder):
+    off = Retriever(cfg.with_overrides(sentence_weight=0.0), store, fake_embedder).search("Trainers Bagdad", k=3,
+                                                                                         retriever="hybrid")
+    on = Retriever(cfg.with_overrides(sentence_weight=1.0), store, fake_embedder).search("Trainers Bagdad", k=3,
+                                                                                        retriever="hybrid")
+    assert "Bagdad" in on[0].chunk.text
+    assert on[0].score > off[0].score  # a third list adds its 1/(60 + rank) share

@@ -53,7 +53,8 @@ _NUM = re.compile(r"\d+(?:[.,]\d+)*")
 _NAME = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
 
 
-def _numbers(text: str) -> set[str]:
+def numbers(text: str) -> set[str]:
+    """The numbers in a text, thousands separators removed ("10.000" -> "10000")."""
     return {re.sub(r"[.,](?=\d{3}\b)", "", m) for m in _NUM.findall(text)}
 
 
@@ -65,7 +66,7 @@ def unsupported_facts(claim: str, question: str, source_text: str) -> list[str]:
     """Numbers and names the claim adds that the cited text never states. Small models
     reuse numbers from elsewhere ("10.000 militairen"); such a sentence is not supported."""
     src_low, q_low = source_text.lower(), question.lower()
-    missing = sorted(_numbers(claim) - _numbers(question) - _numbers(source_text))
+    missing = sorted(numbers(claim) - numbers(question) - numbers(source_text))
     if language(claim) != language(source_text):
         return missing  # names are spelled differently across languages ("Germany" / "Duitsland")
     for i, tok in enumerate(_NAME.findall(claim)):

@@ -200,6 +200,10 @@ class RefusalPolicy:
         return Decision.answer()
 
     @staticmethod
+    def expected_type(question: str) -> str | None:
+        return expected_answer_type(question)
+
+    @staticmethod
     def states_asked_type(question: str, text: str) -> bool:
         return answer_has_type(strip_markers(text), expected_answer_type(question))
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ..text import content_terms, term_coverage, words
 from ..types import Citation
-from .binding import new_information, unsupported_facts
+from .binding import new_information, numbers, unsupported_facts
 
 NEGATIONS = {"niet", "geen", "nooit", "niets", "noch", "not", "no", "never", "none", "nothing", "neither", "nor"}
 
@@ -116,12 +116,21 @@ def negation_flip(answer: str, source: str) -> bool:
     return False
 
 
-def verify(answer: str, source: str, question: str) -> bool:
-    """Is ``answer`` a faithful copy of what ``source`` says in reply to ``question``?"""
+def bare_number(text: str) -> bool:
+    """Only numbers (and punctuation): "2022", "4", "0, 1, 5"."""
+    return bool(numbers(text)) and not re.search(r"[^\W\d_]", text)
+
+
+def verify(answer: str, source: str, question: str, asks_number: bool = True) -> bool:
+    """Is ``answer`` a faithful copy of what ``source`` says in reply to ``question``? A bare number
+    answers only a question that asks for a number or a date (``asks_number``)."""
     if not answer or len(answer) > 400 or degenerate(answer):
         return False
-    if not new_information(answer, question) and not re.search(r"\d", answer) and not set(words(answer)) & NEGATIONS:
-        return False  # a bare echo of the question
+    if bare_number(answer) and not asks_number:
+        return False
+    new_numbers = numbers(answer) - numbers(question)
+    if not new_information(answer, question) and not new_numbers and not set(words(answer)) & NEGATIONS:
+        return False  # a bare echo of the question (a number the question itself gives is no answer)
     if negation_flip(answer, source) or unsupported_facts(answer, question, source):
         return False
     if _norm(answer) and _norm(answer) in _norm(source):
@@ -130,10 +139,10 @@ def verify(answer: str, source: str, question: str) -> bool:
 
 
 def copy(gen, messages: list[dict], shown: list[Citation], idx: int, question: str, lang: str,
-         max_tokens: int = 48) -> tuple[str, bool]:
+         max_tokens: int = 48, asks_number: bool = True) -> tuple[str, bool]:
     """(answer text, True) when the model's copy verifies against source ``idx``; else (quote, False)."""
     raw = gen.complete(messages, COPY_PREFILL[lang].format(n=idx + 1), max_tokens=max_tokens, stop=["\n"])
     text = clean_copy(raw)
-    if verify(text, shown[idx].quote, question):
+    if verify(text, shown[idx].quote, question, asks_number):
         return text, True
     return shown[idx].quote, False

@@ -12,7 +12,7 @@ from typing import Collection, Protocol, Sequence
 import numpy as np
 
 from ..config import RETRIEVERS, ConfigError, RagConfig
-from ..stores.base import Store
+from ..stores.base import Store, sentence_ids
 from ..types import Chunk, Hit
 
 
@@ -72,6 +72,9 @@ class Retriever:
             dense = dict(found)
             rankings.append([c for c, _ in found])
             weights.append(self.cfg.dense_weight)
+            if self.cfg.sentence_weight > 0 and len(store.sentences):
+                rankings.append(sentence_ranking(store, qvec, cand, allowed))
+                weights.append(self.cfg.sentence_weight)
         if mode in ("bm25", "hybrid"):
             found = store.keywords.top(query, cand, allowed)
             bm25 = dict(found)
@@ -117,6 +120,21 @@ class Retriever:
         if len(group) > 1:
             h.chunk = merge_chunks(group)
         return h
+
+
+def sentence_ranking(store: Store, qvec: np.ndarray, n: int, allowed: Collection[str] | None) -> list[str]:
+    """Chunks ordered by their best-matching sentence (the stored per-sentence vectors, ids
+    ``chunk_id#i``): a chunk whose one sentence answers the question ranks high even when the rest
+    of the chunk is about something else."""
+    allowed_sents = sentence_ids(store.chunks, allowed) if allowed is not None else None
+    out: list[str] = []
+    for sid, _ in store.sentences.search(qvec, n * 3, allowed_sents):
+        cid = sid.rpartition("#")[0]
+        if cid not in out:
+            out.append(cid)
+            if len(out) >= n:
+                break
+    return out
 
 
 def merge_chunks(group: list[Chunk]) -> Chunk:

@@ -139,3 +139,13 @@ def document_chunks(chunks: ChunkStore, doc_id: str) -> list[Chunk]:
     while (c := chunks.chunk(f"{doc_id}-{len(out):04d}")) is not None:
         out.append(c)
     return out
+
+
+def sentence_ids(chunks: ChunkStore, chunk_ids: Collection[str]) -> set[str]:
+    """Sentence-vector ids (``f"{chunk_id}#{i}"``) of these chunks, for filtered sentence search."""
+    out: set[str] = set()
+    for cid in chunk_ids:
+        c = chunks.chunk(cid)
+        if c is not None:
+            out.update(f"{cid}#{i}" for i in range(len(c.sentences)))
+    return out
