@@ -259,3 +259,24 @@ def test_a_second_writer_waits_for_the_lock_then_fails_with_one_line(mcfg, fake_
     ingest([docs], mcfg, fake_embedder, progress=False)
     assert "32 lidstaten" in " ".join(c.text for c in chunks_of(_open(mcfg, fake_embedder)))
 
+
+
+def test_set_meta_rewrites_the_document_with_its_stored_vectors(mcfg, fake_embedder, docs):
+    ingest([docs], mcfg, fake_embedder, progress=False)
+    store = _open(mcfg, fake_embedder)
+    info = store.chunks.find_document("navo.txt")
+    before = store.vectors.get([f"{info.doc_id}-0000"])
+    calls = fake_embedder.calls
+    w = store.writer()
+    assert w.set_meta(info.path, title="Zilveren jubileum", date="2024-04-04")
+    assert not w.set_meta("/nope.txt", title="x")
+    w.commit()
+    assert fake_embedder.calls == calls  # nothing re-embedded
+    new = _open(mcfg, fake_embedder)
+    got = new.chunks.find_document("navo.txt")
+    assert (got.title, got.date, got.added) == ("Zilveren jubileum", "2024-04-04", info.added)
+    assert {c.title for c in chunks_of(new) if c.doc_id == info.doc_id} == {"Zilveren jubileum"}
+    np.testing.assert_allclose(new.vectors.get([f"{info.doc_id}-0000"]), before, atol=1e-6)
+    assert new.keywords.has_term("zilveren")
+    assert [c for c, _ in new.keywords.top("zilveren jubileum", 5)][0].startswith(info.doc_id)
+    assert new.chunks.document_text(info.doc_id) == (docs / "navo.txt").read_text(encoding="utf-8")

@@ -25,6 +25,7 @@ answering. A milvus-lite file serves one process at a time (a second one gets a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -39,7 +40,7 @@ import numpy as np
 
 from ..text import STOPWORDS, content_terms
 from ..types import Chunk, DocInfo, Document
-from .base import EmbedderMismatchError, StoreError
+from .base import EmbedderMismatchError, StoreError, document_chunks
 from .bm25 import has_term
 from .lock import WriterLock
 
@@ -580,6 +581,37 @@ class MilvusWriter:
         self._docs[doc.path] = DocInfo(path=doc.path, doc_id=doc.doc_id, name=doc.name, sha256=doc.sha256,
                                        title=doc.title, date=doc.date, n_chunks=len(chunks), chars=len(doc.text),
                                        added=time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+    def set_meta(self, path: str, title: str | None = None, date: str | None = None) -> bool:
+        """Set a document's title and/or date; False when not indexed. The document is written again
+        as the next generation with its stored vectors (nothing is re-embedded), so Milvus's BM25 text,
+        which carries the title, changes with it."""
+        d = self._docs.get(path)
+        if d is None:
+            return False
+        new = {k: v for k, v in (("title", title), ("date", date)) if v is not None}
+        if not new:
+            return True
+        op = self._pending.get(path)
+        if op is not None and op[0] == "upsert":  # changed earlier in this writer: edit the pending version
+            doc, chunks, vecs, svecs = op[1], op[2], op[3], op[4]
+        else:
+            store = self.s
+            doc = Document(doc_id=d.doc_id, path=path, name=d.name, text=store.chunks.document_text(d.doc_id),
+                           title=d.title, date=d.date, sha256=d.sha256)
+            chunks = document_chunks(store.chunks, d.doc_id)
+            vecs = store.vectors.get([c.chunk_id for c in chunks])
+            sids = [f"{c.chunk_id}#{i}" for c in chunks for i in range(len(c.sentences))]
+            try:
+                svecs = store.sentences.get(sids) if sids else None
+            except KeyError:  # indexed without sentence vectors
+                svecs = None
+        doc = dataclasses.replace(doc, **new)
+        chunks = [dataclasses.replace(c, **new) for c in chunks]
+        added = d.added
+        self.upsert(doc, chunks, vecs, svecs)
+        self._docs[path] = dataclasses.replace(self._docs[path], added=added)
+        return True
 
     def remove(self, path: str) -> bool:
         d = self._docs.pop(path, None)
