@@ -248,6 +248,10 @@ class Assistant:
             b = binding.extractive(ev.sources, self.cfg.extractive_sentences, lang=lang)
             ans.text, ans.citations, ans.raw_answer = b.text, b.citations, b.text
             timings["answer_s"] = time.perf_counter() - t
+            decision = self.policy.after_quoting(question, [c.quote for c in b.citations])
+            if decision.refuse:
+                yield Final(self._refused(ans, decision, timings, t0))
+                return
             yield Final(self._done(ans, timings, t0))
             return
 

@@ -139,6 +139,14 @@ def test_extractive_mode_quotes_sources(cfg, store, fake_embedder):
     assert store.chunks.document_text(c.doc_id)[c.start:c.end] == c.quote
 
 
+def test_extractive_refuses_when_no_quote_states_the_number_asked_for(cfg, store, fake_embedder):
+    a = Assistant(cfg.with_overrides(refuse_below=0.0, extractive_sentences=1), store=store, embedder=fake_embedder)
+    ans = a.ask("Hoeveel adviestaken neemt de missie in Irak over van de coalitie?", mode="extractive")
+    assert ans.refused and ans.refusal_code == "missing_answer_type"
+    ok = a.ask("Hoeveel drones komen er vanuit de Britten?", mode="extractive")
+    assert not ok.refused and "10.000 drones" in ok.text
+
+
 def test_missing_generator_falls_back_to_extractive(cfg, store, fake_embedder, tmp_path):
     cfg2 = cfg.with_overrides(refuse_below=0.0, generator=str(tmp_path / "missing.gguf"))
     a = Assistant(cfg2, store=store, embedder=fake_embedder)

@@ -207,6 +207,15 @@ class RefusalPolicy:
     def states_asked_type(question: str, text: str) -> bool:
         return answer_has_type(strip_markers(text), expected_answer_type(question))
 
+    def after_quoting(self, question: str, quotes: list[str]) -> Decision:
+        """Keep an extractive answer? Not when the question asks for a number, date or person and no
+        quoted sentence states one."""
+        kind = expected_answer_type(question)
+        if quotes and not answer_has_type(" ".join(quotes), kind):
+            return Decision.refusal(f"no source sentence states the {kind} asked for", code="missing_answer_type",
+                                    kind=kind)
+        return Decision.answer()
+
     def after(self, question: str, raw: str, binding: Binding) -> Decision:
         """Keep the generated, bound answer?"""
         # a refusal phrase is final unless genuinely supported content comes before it
