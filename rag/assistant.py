@@ -245,7 +245,8 @@ class Assistant:
         if gen is None:
             ans.mode = "extractive"  # chosen, or the automatic fallback when no generator is installed
             t = time.perf_counter()
-            b = binding.extractive(ev.sources, self.cfg.extractive_sentences, lang=lang)
+            b = binding.extractive(ev.sources, self.cfg.extractive_sentences, lang=lang,
+                                   doc_ratio=self.cfg.quote_other_document)
             ans.text, ans.citations, ans.raw_answer = b.text, b.citations, b.text
             timings["answer_s"] = time.perf_counter() - t
             decision = self.policy.after_quoting(question, [c.quote for c in b.citations])

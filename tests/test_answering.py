@@ -221,3 +221,19 @@ def test_sentences_without_stored_vectors_are_embedded_at_question_time(tmp_path
     assert not ans.refused and ans.citations and fake_embedder.calls > calls  # embedded now, not stored
     c = ans.citations[0]
     assert a.document_text(c.doc_id)[c.start:c.end] == c.quote
+
+
+def test_pick_quotes_hand_checked():
+    from rag.answer.binding import pick_quotes
+
+    def src(n, score, doc):
+        c = _src(n, f"zin {n}", doc=doc)
+        c.score, c.doc_id = score, doc
+        return c
+
+    s = [src(1, 1.00, "a"), src(2, 0.99, "a"), src(3, 0.98, "a"), src(4, 0.96, "b"), src(5, 0.90, "c")]
+    assert pick_quotes(s, 3) == [0, 1, 2]  # within 3% of the best
+    assert pick_quotes(s, 3, doc_ratio=0.95) == [0, 1, 3]  # b's best (0.96 >= 0.95) takes the last place
+    assert pick_quotes(s, 3, doc_ratio=0.97) == [0, 1, 2]  # 0.96 < 0.97: no other document close enough
+    assert pick_quotes(s[:1] + s[3:], 3, doc_ratio=0.95) == [0, 1]  # one pick so far: b is added
+    assert pick_quotes([], 3) == []

@@ -197,13 +197,35 @@ def compose(parts: Sequence[tuple[str, int, bool]], sources: Sequence[Citation])
 QUOTE_LEAD = {"en": "The sources say (in Dutch):"}
 
 
-def extractive(sources: Sequence[Citation], n: int, min_ratio: float = 0.97, lang: str = "nl") -> Binding:
+def pick_quotes(sources: Sequence[Citation], n: int, min_ratio: float = 0.97, doc_ratio: float = 1.0,
+                window: int = 10) -> list[int]:
+    """Indices of the sentences an extractive answer quotes: the best, then those of the first ``n``
+    scoring at least ``min_ratio`` of it. When they all come from one document, the best sentence of
+    another document among the first ``window`` takes the last place if it scores at least
+    ``doc_ratio`` of the best (questions about several documents; 1.0 = off)."""
+    if not sources:
+        return []
+    best = sources[0].score
+    picked = [i for i, s in enumerate(sources[:n]) if i == 0 or s.score >= best * min_ratio]
+    docs = {sources[i].doc_id for i in picked}
+    if len(docs) == 1 and doc_ratio < 1.0:
+        alt = next((i for i, s in enumerate(sources[:window]) if s.doc_id not in docs and s.score >= best * doc_ratio),
+                   None)
+        if alt is not None:
+            if len(picked) >= n and len(picked) > 1:
+                picked[-1] = alt
+            elif len(picked) < n:
+                picked.append(alt)
+    return picked
+
+
+def extractive(sources: Sequence[Citation], n: int, min_ratio: float = 0.97, lang: str = "nl",
+               doc_ratio: float = 1.0) -> Binding:
     """An answer made of the best source sentences themselves (in the evidence ranking), each citing
     itself; a question in another language than the sources gets a lead-in in its own language."""
     if not sources:
         return Binding("", [], [], [])
-    best = sources[0].score
-    picked = [i for i, s in enumerate(sources[:n]) if i == 0 or s.score >= best * min_ratio]
+    picked = pick_quotes(sources, n, min_ratio, doc_ratio)
     bound = [BoundSentence(sources[i].quote, [i], sources[i].score) for i in picked]
     b = _render(bound, [], sources)
     if lang in QUOTE_LEAD:
