@@ -257,7 +257,9 @@ class Assistant:
             return
 
         shown = ev.shown(self.cfg)
-        if self.cfg.strategy == "read" and hasattr(gen, "option_logprobs"):
+        if self.cfg.strategy == "copy":
+            yield from self._copy(ans, gen, question, ev.sources, lang, previous, timings, t0)
+        elif self.cfg.strategy == "read" and hasattr(gen, "option_logprobs"):
             yield from self._read(ans, gen, question, shown, lang, previous, timings, t0)
         else:
             yield from self._free(ans, gen, question, shown, ev, lang, previous, timings, t0)
@@ -305,11 +307,33 @@ class Assistant:
             return
         t = time.perf_counter()
         chosen = reader.choose(probs, self.cfg.read_max_sources, self.cfg.read_ratio, self.cfg.read_rank_penalty)
+        parts = self._copy_parts(gen, messages, shown, chosen, question, lang)
+        timings["copy_s"] = time.perf_counter() - t
+        yield from self._finish(ans, question, parts, shown, timings, t0)
+
+    def _copy(self, ans: Answer, gen, question: str, sources: list, lang: str, previous: str,
+              timings: dict[str, float], t0: float) -> Iterator[StreamEvent]:
+        """Copy strategy: no pointing call. The sentences an extractive answer would quote are chosen
+        by the evidence ranking; the model sees only the best one and copies its answer words
+        (verified, else the sentence itself), the others are quoted. The prompt holds one sentence,
+        so it is short: prompt length is the latency."""
+        picked = binding.pick_quotes(sources, self.cfg.read_max_sources, doc_ratio=self.cfg.quote_other_document)
+        shown = [sources[i] for i in picked]
+        messages = reader.messages_for(question, shown[:1], lang, SYSTEM_PROMPT, previous)
+        t = time.perf_counter()
+        parts = self._copy_parts(gen, messages, shown, list(range(len(shown))), question, lang)
+        timings["copy_s"] = time.perf_counter() - t
+        yield from self._finish(ans, question, parts, shown, timings, t0)
+
+    def _copy_parts(self, gen, messages: list[dict], shown: list, chosen: list[int], question: str,
+                    lang: str) -> list[tuple[str, int, bool]]:
+        """The best chosen source's answer words are copied by the model; further sources (lists,
+        several documents) are quoted whole: one short generation keeps the latency down. A copy
+        that lacks the number, date or person asked for, where its source states one, is replaced
+        by the source sentence."""
         asks_number = self.policy.expected_type(question) in ("number", "date")
-        parts = []
+        parts: list[tuple[str, int, bool]] = []
         for rank, i in enumerate(chosen):
-            # the best source's answer words are copied by the model; further sources (lists, several
-            # documents) are quoted whole: one short generation keeps the latency down
             text, copied = (reader.copy(gen, messages, shown, i, question, lang, asks_number=asks_number) if rank == 0
                             else (shown[i].quote, False))
             if not self.policy.states_asked_type(question, text) and self.policy.states_asked_type(question,
@@ -317,7 +341,10 @@ class Assistant:
                 text, copied = shown[i].quote, False
             if all(text != p[0] for p in parts):
                 parts.append((text, i, copied))
-        timings["copy_s"] = time.perf_counter() - t
+        return parts
+
+    def _finish(self, ans: Answer, question: str, parts: list[tuple[str, int, bool]], shown: list,
+                timings: dict[str, float], t0: float) -> Iterator[StreamEvent]:
         b = binding.compose(parts, shown)
         ans.raw_answer = " | ".join(p[0] for p in parts)
         timings["first_token_s"] = time.perf_counter() - t0

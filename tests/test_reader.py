@@ -110,3 +110,27 @@ def test_several_sources_become_separately_cited_parts(cfg, store, fake_embedder
     assert all(f"[{c.n}]" in ans.text for c in ans.citations)
     for c in ans.citations:
         assert a.document_text(c.doc_id)[c.start:c.end] == c.quote
+
+
+def test_copy_strategy_shows_one_sentence_and_skips_pointing(cfg, store, fake_embedder):
+    gen = ScriptedReader([], ["zo'n 600 miljoen euro"])
+    seen = []
+    real = gen.complete
+    gen.complete = lambda messages, prefill="", **kw: seen.append(messages) or real(messages, prefill, **kw)
+    a = _assistant(cfg, store, fake_embedder, gen, strategy="copy", read_max_sources=1)
+    ans = a.ask("Welk bedrag heeft Duitsland toegezegd voor granaten?")
+    assert gen.prefills == ["Bron [1]. Antwoord: "]  # no pointing call, one copy
+    user = seen[0][1]["content"]
+    assert "[1]" in user and "[2]" not in user and "600 miljoen" in user
+    assert not ans.refused and ans.text == "Zo'n 600 miljoen euro [1]."
+    c = ans.citations[0]
+    assert a.document_text(c.doc_id)[c.start:c.end] == c.quote and "600 miljoen" in c.quote
+
+
+def test_copy_strategy_quotes_further_sentences_and_falls_back_to_the_quote(cfg, store, fake_embedder):
+    gen = ScriptedReader([], ["Duitsland toegezegd granaten"])  # an echo of the question: not verified
+    a = _assistant(cfg, store, fake_embedder, gen, strategy="copy", read_max_sources=3)
+    ans = a.ask("Welk bedrag heeft Duitsland toegezegd voor granaten?")
+    assert not ans.refused and ans.citations
+    assert ans.text.startswith(ans.citations[0].quote[:20])  # the sentence itself, not the echo
+    assert len(gen.prefills) == 1  # further sentences are quoted, not generated
