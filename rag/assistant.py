@@ -257,7 +257,8 @@ class Assistant:
             return
 
         shown = ev.shown(self.cfg)
-        if self.cfg.strategy == "copy":
+        # copy and read need a generator that continues a prefilled answer (llama.cpp does); others write freely
+        if self.cfg.strategy == "copy" and hasattr(gen, "complete"):
             yield from self._copy(ans, gen, question, ev.sources, lang, previous, timings, t0)
         elif self.cfg.strategy == "read" and hasattr(gen, "option_logprobs"):
             yield from self._read(ans, gen, question, shown, lang, previous, timings, t0)

@@ -148,9 +148,12 @@ class RetrievalConfig:
 @dataclass(frozen=True)
 class AnsweringConfig:
     mode: Mode = "generate"
-    # generate strategy: "read" = the model points at the answering source (log-probs) and copies the answer
-    # words, verified; "free" = the model writes the answer, the app binds citations afterwards
-    strategy: Strategy = "read"
+    # generate strategy: "copy" = the evidence ranking picks the sentences, the model copies the answer words from
+    # the best one (verified), the others are quoted; "read" = the model first points at the answering source
+    # among the shown sentences (log-probs), then copies; "free" = the model writes the answer, the app binds
+    # citations afterwards. Tune splits (seeds / install-guide), correct: copy 0.597 / 0.424, read 0.565 / 0.353;
+    # latency p50 2.0 s vs ~4 s (the pointing prompt holds ~5 sentences, the copy prompt one)
+    strategy: Strategy = "copy"
     read_max_sources: int = _range(3, 1, 9)
     read_ratio: float = _range(0.5, 0.0, 1.0)
     # pointing combined with the evidence rank: log P(source) - read_rank_penalty * position. Seeds tune split

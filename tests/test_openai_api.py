@@ -141,7 +141,7 @@ def test_extractive_model_and_filters(client, assistant):
                                        messages=[{"role": "user", "content": "Welke taken neemt de missie over?"}])
     assert {c["doc"] for c in r.choices[0].message.citations} <= {"rutte.txt"}
     r = client.chat.completions.create(model="extractive", extra_body={"filters": {"since": "2024"}},
-                                       messages=[{"role": "user", "content": "Hoeveel landen steunen Rutte?"}])
+                                       messages=[{"role": "user", "content": "Hoeveel van de 32 landen steunen Rutte?"}])
     assert {c["doc"] for c in r.choices[0].message.citations} == {"rutte.txt"}
 
 

@@ -17,9 +17,21 @@ Messages = list[dict[str, str]]
 
 
 class Generator(Protocol):
+    """Writes an answer to chat messages (the "free" strategy)."""
+
     name: str
 
     def generate(self, messages: Messages, max_tokens: int = 128, stream: bool = False): ...
+
+
+class PrefillGenerator(Generator, Protocol):
+    """A generator that also continues a prefilled answer turn ("copy" strategy) and scores next-token
+    options ("read" strategy); a generator without these gets the "free" strategy."""
+
+    def complete(self, messages: Messages, prefill: str = "", max_tokens: int = 48,
+                 stop: list[str] | None = None) -> str: ...
+
+    def option_logprobs(self, messages: Messages, prefill: str, options: list[str]) -> list[float]: ...
 
 
 class LlamaCppGenerator:
