@@ -249,5 +249,5 @@ def test_ui_and_api_share_one_server(assistant):
         c = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
         assert [m.id for m in c.models.list().data] == ["qwen-0.5b", "extractive"]
         r = c.chat.completions.create(model="extractive",
-                                      messages=[{"role": "user", "content": "Hoeveel landen steunen Rutte?"}])
+                                      messages=[{"role": "user", "content": "Hoeveel van de 32 landen steunen Rutte?"}])
         assert r.choices[0].message.citations[0]["doc"] == "rutte.txt"
