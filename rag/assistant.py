@@ -44,6 +44,7 @@ class _View:
 
     store: Store
     retriever: Retriever
+    metadata: str = ""  # every document's date and title: names and numbers a question may refer to
 
 
 class Assistant:
@@ -63,7 +64,8 @@ class Assistant:
         self._write_lock = threading.Lock()
 
     def _make_view(self, store: Store) -> _View:
-        return _View(store, Retriever(self.cfg, store, self.embedder, reranker=self._reranker))
+        metadata = " ".join(f"{d.date} {d.title}" for d in store.chunks.documents()) if store.exists else ""
+        return _View(store, Retriever(self.cfg, store, self.embedder, reranker=self._reranker), metadata)
 
     @property
     def store(self) -> Store:
@@ -236,7 +238,8 @@ class Assistant:
                              sentence_ids(view.store.chunks, allowed) if allowed is not None else None)
         timings["select_s"] = time.perf_counter() - t
 
-        decision = self.policy.before(query if previous else question, hits, ev.sources, view.store.keywords)
+        decision = self.policy.before(query if previous else question, hits, ev.sources, view.store.keywords,
+                                      view.metadata)
         if decision.refuse:
             yield Final(self._refused(ans, decision, timings, t0))
             return

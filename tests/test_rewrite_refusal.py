@@ -76,3 +76,18 @@ def test_key_terms_found_in_document_dates_and_ordinals():
     assert refusal.missing_key_terms("Wat gebeurde er in 2024?", kw, metadata="2024-04 NAVO") == []
     assert refusal.missing_key_terms("Wat gebeurde er in 2019?", kw, metadata="2024-04 NAVO") == ["2019"]
     assert refusal.missing_key_terms("Who spoke at the 75th anniversary?", kw, "en") == []
+
+
+def test_a_year_only_in_a_document_date_is_no_reason_to_refuse(tmp_path, cfg, fake_embedder):
+    """'the 2024 article' names a document by its date, even when that document is not retrieved."""
+    from rag import Assistant
+    from tests.conftest import indexed_store
+
+    store = indexed_store(cfg, fake_embedder, tmp_path / "docs", {
+        "a.txt": " date 2024-04 Luchtverdediging\n\nFrankrijk levert raketten aan Oekraïne.",
+        "b.txt": "Duitsland zegt 600 miljoen euro toe voor granaten."})
+    a = Assistant(cfg.with_overrides(refuse_below=0.0, top_k=1), store=store, embedder=fake_embedder)
+    assert "2024" in a._view.metadata
+    ans = a.ask("Wat zegt Duitsland over granaten in het bericht uit 2024?", mode="extractive")
+    assert ans.passages[0].chunk.doc == "b.txt" and not ans.refused
+    assert a.ask("Wat zegt Duitsland over granaten in 2019?", mode="extractive").refusal_code == "not_in_sources"

@@ -140,8 +140,10 @@ class RefusalPolicy:
         return hits
 
     # ---- decisions ----
-    def before(self, question: str, hits: list[Hit], sources: list[Citation], keywords: KeywordIndex) -> Decision:
-        """Refuse before spending a generation on it?"""
+    def before(self, question: str, hits: list[Hit], sources: list[Citation], keywords: KeywordIndex,
+               metadata: str = "") -> Decision:
+        """Refuse before spending a generation on it? ``metadata``: dates and titles of the indexed
+        documents ("the 2024 article" names a document by its date)."""
         if not hits or not sources:
             return Decision.refusal("nothing retrieved", code="nothing_retrieved")
         lang = language(question)
@@ -150,7 +152,7 @@ class RefusalPolicy:
             return Decision.refusal(f"low relevance ({rel:.2f} < {self.cfg.refuse_below})", code="low_relevance",
                                     relevance=rel, threshold=self.cfg.refuse_below)
         if self.cfg.require_question_terms:
-            metadata = " ".join(f"{h.chunk.date} {h.chunk.title}" for h in hits)
+            metadata = " ".join(f"{h.chunk.date} {h.chunk.title}" for h in hits) + " " + metadata
             missing = missing_key_terms(question, keywords, lang, metadata)
             if missing:
                 return Decision.refusal("not in the sources: " + ", ".join(missing), code="not_in_sources",
