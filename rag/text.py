@@ -44,7 +44,7 @@ DATE_WORDS = MONTHS | {"maandag", "dinsdag", "woensdag", "donderdag", "vrijdag",
                        "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "jaar", "year", "dag",
                        "day", "week"}
 NUMBER_WORDS = {
-    "een", "twee", "drie", "vier", "vijf", "zes", "zeven", "acht", "negen", "tien", "elf", "twaalf", "twintig",
+    "één", "eén", "twee", "drie", "vier", "vijf", "zes", "zeven", "acht", "negen", "tien", "elf", "twaalf", "twintig",
     "dertig", "honderd", "duizend", "miljoen", "miljard", "dertigste", "eerste", "tweede", "derde",
     "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twenty", "thirty", "hundred",
     "thousand", "million", "billion", "first", "second", "third", "thirtieth",

@@ -52,6 +52,9 @@ def test_expected_answer_types():
     assert refusal.answer_has_type("Het zijn er 28.", "number") and not refusal.answer_has_type("Veel.", "number")
     assert refusal.answer_has_type("Op 15 april.", "date") and refusal.answer_has_type("In juli.", "date")
     assert refusal.answer_has_type("president Iohannis", "person")
+    # "een" is the article, "één" the numeral
+    assert not refusal.answer_has_type("Roemenië heeft een eigen kandidaat.", "number")
+    assert refusal.answer_has_type("Dat is één land.", "number") and refusal.answer_has_type("twee landen", "number")
 
 
 def test_content_terms_stem_and_join_thousands():
