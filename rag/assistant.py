@@ -235,7 +235,8 @@ class Assistant:
         timings["retrieve_s"] = time.perf_counter() - t
         t = time.perf_counter()
         ev = evidence.select(query, qvec, hits, view.store, self.embedder, self.cfg.corpus_sentences,
-                             sentence_ids(view.store.chunks, allowed) if allowed is not None else None)
+                             sentence_ids(view.store.chunks, allowed) if allowed is not None else None,
+                             coverage_weight=self.cfg.evidence_coverage_weight)
         timings["select_s"] = time.perf_counter() - t
 
         decision = self.policy.before(query if previous else question, hits, ev.sources, view.store.keywords,

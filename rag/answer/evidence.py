@@ -55,7 +55,9 @@ def _candidates(hits: list[Hit], store: Store, qvec: np.ndarray, corpus_sentence
 
 
 def select(query: str, qvec: np.ndarray, hits: list[Hit], store: Store, embedder, corpus_sentences: int = 0,
-           allowed_sentences: Collection[str] | None = None) -> Evidence:
+           allowed_sentences: Collection[str] | None = None, coverage_weight: float = 0.05) -> Evidence:
+    """Sentences scored by cosine to the question + ``coverage_weight`` x the share of the question's
+    content terms they contain, best first."""
     seen: set[tuple[str, int]] = set()
     cands = []  # (chunk, sentence id, text, start, end)
     for c, i in _candidates(hits, store, qvec, corpus_sentences, allowed_sentences):
@@ -74,7 +76,7 @@ def select(query: str, qvec: np.ndarray, hits: list[Hit], store: Store, embedder
     scored = []
     for (c, _, text, start, end), cs, v in zip(cands, cos, vecs):
         cov = term_coverage(query, text)
-        scored.append((float(cs) + 0.1 * cov, c, text, start, end, v, float(cs), cov))
+        scored.append((float(cs) + coverage_weight * cov, c, text, start, end, v, float(cs), cov))
     scored.sort(key=lambda x: -x[0])
     sources = [Citation(n=n, quote=text, doc=c.doc, doc_id=c.doc_id, chunk_id=c.chunk_id, title=c.title, date=c.date,
                         start=start, end=end, score=score, cos=cs, coverage=cov)
