@@ -171,6 +171,10 @@ class AnsweringConfig:
     # off 0.613 / 0.447, 0.95 0.645 / 0.435 (seeds multi_doc 0.33 -> 0.50; guide cited spans in gold 0.34 -> 0.28):
     # better on one domain only, so off
     quote_other_document: float = _range(1.0, 0.0, 1.0)
+    # the sentence that continues the best one follows it when it scores at least this share of the best (1.0 =
+    # off). Tune splits, extractive correct (seeds / install-guide) and cited spans in gold: off 0.629 / 0.471
+    # (0.51 / 0.34), 0.95 0.645 / 0.506 (0.51 / 0.34), 0.9 0.661 / 0.518 (0.45 / 0.29), 0.85 0.661 / 0.529 (0.36 / 0.27)
+    quote_next_sentence: float = _range(0.95, 0.0, 1.0)
     # evidence sentence score = cosine + this x question-term coverage. Tune splits, extractive correct (seeds /
     # install-guide): 0 -> 0.629 / 0.459, 0.05 -> 0.629 / 0.471, 0.1 -> 0.613 / 0.447, 0.2 -> 0.581 / 0.424
     # (0 also loses seeds refusals 0.38 -> 0.23)

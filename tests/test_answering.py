@@ -237,3 +237,20 @@ def test_pick_quotes_hand_checked():
     assert pick_quotes(s, 3, doc_ratio=0.97) == [0, 1, 2]  # 0.96 < 0.97: no other document close enough
     assert pick_quotes(s[:1] + s[3:], 3, doc_ratio=0.95) == [0, 1]  # one pick so far: b is added
     assert pick_quotes([], 3) == []
+
+
+def test_with_next_adds_the_continuing_sentence_hand_checked():
+    from rag.answer.binding import pick_quotes, with_next
+
+    def src(n, score, start, end, doc="a"):
+        c = _src(n, f"zin {n}", doc=doc, start=start)
+        c.score, c.doc_id, c.end = score, doc, end
+        return c
+
+    # best sentence 0..40; the one at 42 continues it (gap 2), the one at 100 does not
+    s = [src(1, 1.00, 0, 40), src(2, 0.90, 100, 140), src(3, 0.96, 42, 80), src(4, 0.95, 41, 60, doc="b")]
+    assert with_next(s, [0], 0.95) == [0, 2]  # 0.96 >= 0.95 of the best
+    assert with_next(s, [0], 0.97) == [0]  # not close enough
+    assert with_next(s, [0, 1], 0.95) == [0, 2, 1]  # placed right after the best
+    assert with_next(s, [0], 1.0) == [0]  # off
+    assert pick_quotes(s, 1, next_ratio=0.95) == [0, 2]

@@ -198,11 +198,13 @@ QUOTE_LEAD = {"en": "The sources say (in Dutch):"}
 
 
 def pick_quotes(sources: Sequence[Citation], n: int, min_ratio: float = 0.97, doc_ratio: float = 1.0,
-                window: int = 10) -> list[int]:
+                next_ratio: float = 1.0, window: int = 10) -> list[int]:
     """Indices of the sentences an extractive answer quotes: the best, then those of the first ``n``
     scoring at least ``min_ratio`` of it. When they all come from one document, the best sentence of
     another document among the first ``window`` takes the last place if it scores at least
-    ``doc_ratio`` of the best (questions about several documents; 1.0 = off)."""
+    ``doc_ratio`` of the best (questions about several documents; 1.0 = off). The sentence that
+    continues the best one in its document follows it when it scores at least ``next_ratio`` of the
+    best (``with_next``)."""
     if not sources:
         return []
     best = sources[0].score
@@ -216,16 +218,31 @@ def pick_quotes(sources: Sequence[Citation], n: int, min_ratio: float = 0.97, do
                 picked[-1] = alt
             elif len(picked) < n:
                 picked.append(alt)
-    return picked
+    return with_next(sources, picked, next_ratio)
+
+
+def with_next(sources: Sequence[Citation], picked: list[int], ratio: float, gap: int = 3) -> list[int]:
+    """``picked`` plus, right after the first pick, the sentence that continues it in the document
+    (starts within ``gap`` characters of its end) when that one scores at least ``ratio`` of the
+    best: answers often run on into the next sentence ("... systemd als standaard. sysvinit en
+    OpenRC worden ook ondersteund."). 1.0 = off."""
+    if not picked or ratio >= 1.0:
+        return picked
+    first, best = sources[picked[0]], sources[0].score
+    nxt = next((i for i, s in enumerate(sources) if s.doc_id == first.doc_id and 0 <= s.start - first.end <= gap),
+               None)
+    if nxt is None or nxt in picked or sources[nxt].score < best * ratio:
+        return picked
+    return [picked[0], nxt] + picked[1:]
 
 
 def extractive(sources: Sequence[Citation], n: int, min_ratio: float = 0.97, lang: str = "nl",
-               doc_ratio: float = 1.0) -> Binding:
+               doc_ratio: float = 1.0, next_ratio: float = 1.0) -> Binding:
     """An answer made of the best source sentences themselves (in the evidence ranking), each citing
     itself; a question in another language than the sources gets a lead-in in its own language."""
     if not sources:
         return Binding("", [], [], [])
-    picked = pick_quotes(sources, n, min_ratio, doc_ratio)
+    picked = pick_quotes(sources, n, min_ratio, doc_ratio, next_ratio)
     bound = [BoundSentence(sources[i].quote, [i], sources[i].score) for i in picked]
     b = _render(bound, [], sources)
     if lang in QUOTE_LEAD:
