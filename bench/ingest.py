@@ -188,6 +188,8 @@ def markdown(r: dict) -> str:
             lines.append(f"| {b} | {f.get('retrieval.mrr@10')} | {f.get('retrieval.hit@1')} | {f.get('retrieval.hit@5')} "
                          f"| {f.get('retrieval.ndcg@10')} | {x['ingest_seeds_s']} |")
         lines.append("")
+    if r.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in r["notes"]] + [""]
     return "\n".join(lines)
 
 
