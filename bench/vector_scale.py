@@ -292,11 +292,16 @@ def markdown(res: dict) -> str:
         if "skipped" in r:
             lines.append(f"| {r['n']:,} | {r['method']} | – | – | – | – | – |")
         else:
-            lines.append(f"| {r['n']:,} | {r['method']} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
+            q = f" ({r['queries']} queries)" if r.get("queries", res["queries"]) != res["queries"] else ""
+            lines.append(f"| {r['n']:,} | {r['method']}{q} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
                          f"{r['recall_at_10']:.3f} | {r['build_s']:.1f} | {r.get('insert_s', '')} |")
     skipped = [r for r in res["rows"] if "skipped" in r]
     if skipped:
         lines += [""] + [f"- {r['method']} at {r['n']:,}: {r['skipped']}" for r in skipped]
+    for run in res.get("runs", []):
+        rows = ", ".join(f"{m} at {n:,}" for m, n in run.get("rows", [])) or "the other rows"
+        lines.append(f"- run of {rows}: {run['seconds']:.0f} s, load average before/after {run['loadavg_before']} / "
+                     f"{run['loadavg_after']}")
     lines += ["", "Build s: FAISS index construction; milvus-lite from the first insert until its background "
               "index build finished (insert s is the insert part).", "",
               "![latency vs size](vector_scale.svg)", ""]
@@ -316,8 +321,12 @@ def main() -> None:
                     help="FAISS/OpenMP threads while querying (milvus-lite runs FAISS in this process too); one "
                          "query at a time on a shared 2-core machine is steadier and faster single-threaded; "
                          "index builds use every core")
+    ap.add_argument("--methods", default="faiss,milvus-lite", help="which engines to run (comma-separated)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the rows of an earlier vector_scale.json in --out, replacing those run now")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
+    methods = {m.strip() for m in args.methods.split(",") if m.strip()}
     import faiss
     import pymilvus
 
@@ -342,15 +351,19 @@ def main() -> None:
             x = mixture(n, np.random.default_rng(2), centers)
             truth = exact_top(x, queries)
             flat_q = args.queries if n <= 100_000 else min(args.queries, args.flat_queries_large)
-            for r in bench_faiss(x, queries, truth, args.hnsw_max, flat_q):
+            for r in (bench_faiss(x, queries, truth, args.hnsw_max, flat_q) if "faiss" in methods else []):
                 res["rows"].append(r)
                 print(json.dumps(r), flush=True)
-            if n <= args.lite_max:
+            if "milvus-lite" not in methods:
+                pass
+            elif n <= args.lite_max:
                 r = bench_lite(x, queries, truth, tmp)
             else:
                 r = {"method": "milvus-lite AUTOINDEX", "n": n, "skipped": lite_skip_reason(res["rows"], n, args.lite_max)}
-            res["rows"].append(r)
-            print(json.dumps(r), flush=True)
+            if "milvus-lite" in methods:
+                r["queries"] = len(queries)
+                res["rows"].append(r)
+                print(json.dumps(r), flush=True)
             del x
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -358,6 +371,17 @@ def main() -> None:
     res["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.merge and (out / "vector_scale.json").exists():
+        old = json.loads((out / "vector_scale.json").read_text(encoding="utf-8"))
+        new_keys = {(r["method"], r["n"]) for r in res["rows"]}
+        kept = [r for r in old.get("rows", []) if (r["method"], r["n"]) not in new_keys]
+        for r in kept:
+            r.setdefault("queries", old["queries"])
+        res["queries"] = old["queries"]
+        res["rows"] = sorted(kept + res["rows"], key=lambda r: (r["n"], r["method"]))
+        res["runs"] = old.get("runs", [{k: old.get(k) for k in ("seconds", "loadavg_before", "loadavg_after")}])
+        res["runs"].append({"seconds": res["seconds"], "loadavg_before": res["loadavg_before"],
+                            "loadavg_after": res["loadavg_after"], "rows": sorted(new_keys)})
     (out / "vector_scale.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
     (out / "vector_scale.md").write_text(markdown(res), encoding="utf-8")
     svg(res["rows"], out / "vector_scale.svg")
