@@ -51,6 +51,9 @@ def test_expected_answer_types():
     assert refusal.expected_answer_type("Wie is de kandidaat?") == "person"
     assert refusal.answer_has_type("Het zijn er 28.", "number") and not refusal.answer_has_type("Veel.", "number")
     assert refusal.answer_has_type("Op 15 april.", "date") and refusal.answer_has_type("In juli.", "date")
+    assert refusal.answer_has_type("In 2020.", "date") and refusal.answer_has_type("15-04", "date")
+    assert not refusal.answer_has_type("het 75-jarige jubileum", "date")  # a digit is not yet a date
+    assert not refusal.answer_has_type("12 mensen", "date")
     assert refusal.answer_has_type("president Iohannis", "person")
     # "een" is the article, "één" the numeral
     assert not refusal.answer_has_type("Roemenië heeft een eigen kandidaat.", "number")

@@ -33,6 +33,7 @@ REFUSAL_PATTERNS = re.compile(
 )
 QUESTION_WORDS = {"wat", "wie", "welke", "welk", "waar", "wanneer", "hoeveel", "hoe", "waarom", "what", "who",
                   "which", "where", "when", "how", "why", "en", "and", "in", "op", "volgens", "noem", "geef"}
+_DATE_NUMBER = re.compile(r"(?<!\d)[12]\d{3}(?!\d)|\b\d{1,2}[-/.]\d{1,2}\b")
 _ADJECTIVE = re.compile(r"(?:ische|isch|sche|aanse|iaanse|ese|se|an|ian|ish)$")
 
 
@@ -108,8 +109,8 @@ def answer_has_type(answer: str, kind: str | None) -> bool:
     ws = words(answer)
     if kind == "number":
         return any(any(c.isdigit() for c in w) for w in ws) or any(w in NUMBER_WORDS for w in ws)
-    if kind == "date":
-        return any(any(c.isdigit() for c in w) for w in ws) or any(w in DATE_WORDS for w in ws)
+    if kind == "date":  # a year, a numeric day-month, or a month, weekday or calendar word (not any digit)
+        return bool(_DATE_NUMBER.search(answer)) or any(w in DATE_WORDS for w in ws)
     if kind == "person":
         toks = re.findall(r"[^\W_]+", answer)
         return any(t[0].isupper() and t.lower() not in STOPWORDS for t in toks)

@@ -48,6 +48,9 @@ class Reading:
 
 
 def messages_for(question: str, shown: list[Citation], lang: str, system: str, previous: str = "") -> list[dict]:
+    """The prompt over the shown sources, ending in the question which source answers; the copy
+    step continues the same prompt with a prefilled answer turn (an explicit copy instruction instead
+    was measured worse on both tune splits: correct seeds 0.629 -> 0.613, install-guide 0.482 -> 0.459)."""
     lines = []
     for i, s in enumerate(shown, 1):
         head = f"[{i}]" + (f" ({s.date})" if s.date else "")
@@ -86,6 +89,7 @@ def clean_copy(text: str) -> str:
     """First line of the model's answer without markers, quotes or a trailing source mention."""
     text = (text or "").strip().split("\n")[0]
     text = re.sub(r"\s*\[\d+\]", "", text)
+    text = re.sub(r"^\d{1,2}[.)]\s+(?=[^\W\d_])", "", text.strip())  # a list number the model put in front: "1. De…"
     return text.strip().strip("\"'“”‘’«»").strip()
 
 
