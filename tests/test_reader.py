@@ -48,8 +48,9 @@ def test_degenerate_and_negation_helpers_hand_checked():
     assert not reader.degenerate("de missie in Irak wordt uitgebreid met trainers")
     assert reader.negation_flip("wel", "niet") is False  # no shared words around the negation
     assert reader.clean_copy('"zo\'n 600 miljoen euro" [1]\nmeer tekst') == "zo'n 600 miljoen euro"
-    assert reader.clean_copy("1. De NAVO wil vermijden [1].") == "De NAVO wil vermijden."
-    assert reader.clean_copy("1 miljard [1].") == "1 miljard." and reader.clean_copy("2. 000") == "2. 000"
+    # a list number in front ("1. De …") is kept: the copy then fails verification (a number the source
+    # does not state) and the sentence is quoted; stripping it let paraphrases through (seeds tune -1 item)
+    assert reader.clean_copy("1. De NAVO wil vermijden [1].") == "1. De NAVO wil vermijden."
 
 
 @pytest.fixture

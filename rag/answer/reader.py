@@ -89,7 +89,6 @@ def clean_copy(text: str) -> str:
     """First line of the model's answer without markers, quotes or a trailing source mention."""
     text = (text or "").strip().split("\n")[0]
     text = re.sub(r"\s*\[\d+\]", "", text)
-    text = re.sub(r"^\d{1,2}[.)]\s+(?=[^\W\d_])", "", text.strip())  # a list number the model put in front: "1. De…"
     return text.strip().strip("\"'“”‘’«»").strip()
 
 
