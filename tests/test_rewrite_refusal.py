@@ -54,6 +54,11 @@ def test_expected_answer_types():
     assert refusal.answer_has_type("In 2020.", "date") and refusal.answer_has_type("15-04", "date")
     assert not refusal.answer_has_type("het 75-jarige jubileum", "date")  # a digit is not yet a date
     assert not refusal.answer_has_type("12 mensen", "date")
+    # what the question already gives does not count as the answer
+    assert not refusal.answer_has_type("Rutte heeft de steun van de meeste landen.", "person", "Wie volgt Rutte op?")
+    assert refusal.answer_has_type("Rutte wordt opgevolgd door Schoof.", "person", "Wie volgt Rutte op?")
+    assert not refusal.answer_has_type("Het verslag van 2022.", "date", "Wat gebeurde er in 2022?")
+    assert not refusal.answer_has_type("32 landen", "number", "Hoeveel van de 32 landen steunen hem?")
     assert refusal.answer_has_type("president Iohannis", "person")
     # "een" is the article, "één" the numeral
     assert not refusal.answer_has_type("Roemenië heeft een eigen kandidaat.", "number")

@@ -103,17 +103,21 @@ def expected_answer_type(question: str) -> str | None:
     return None
 
 
-def answer_has_type(answer: str, kind: str | None) -> bool:
+def answer_has_type(answer: str, kind: str | None, question: str = "") -> bool:
+    """Does ``answer`` state a number, date or person (``kind``) that the question itself does not
+    already give? ("Wie volgt Rutte op?" is not answered by a sentence whose only name is Rutte.)"""
     if kind is None:
         return True
-    ws = words(answer)
+    given = set(words(question))
+    ws = [w for w in words(answer) if w not in given]
     if kind == "number":
         return any(any(c.isdigit() for c in w) for w in ws) or any(w in NUMBER_WORDS for w in ws)
     if kind == "date":  # a year, a numeric day-month, or a month, weekday or calendar word (not any digit)
-        return bool(_DATE_NUMBER.search(answer)) or any(w in DATE_WORDS for w in ws)
+        return (any(m.group(0) not in question for m in _DATE_NUMBER.finditer(answer))
+                or any(w in DATE_WORDS for w in ws))
     if kind == "person":
         toks = re.findall(r"[^\W_]+", answer)
-        return any(t[0].isupper() and t.lower() not in STOPWORDS for t in toks)
+        return any(t[0].isupper() and t.lower() not in STOPWORDS and t.lower() not in given for t in toks)
     return True
 
 
@@ -175,7 +179,7 @@ class RefusalPolicy:
             "point_none": none,
             "chosen_coverage": chosen.coverage if chosen else 0.0,
             "chosen_relevance": self.relevance(chosen.cos, chosen.coverage, lang) if chosen else 0.0,
-            "type_ok": float(chosen is not None and answer_has_type(chosen.quote, kind)),
+            "type_ok": float(chosen is not None and answer_has_type(chosen.quote, kind, question)),
         }
 
     def answerable(self, signals: dict[str, float]) -> float | None:
@@ -208,13 +212,13 @@ class RefusalPolicy:
 
     @staticmethod
     def states_asked_type(question: str, text: str) -> bool:
-        return answer_has_type(strip_markers(text), expected_answer_type(question))
+        return answer_has_type(strip_markers(text), expected_answer_type(question), question)
 
     def after_quoting(self, question: str, quotes: list[str]) -> Decision:
         """Keep an extractive answer? Not when the question asks for a number, date or person and no
         quoted sentence states one."""
         kind = expected_answer_type(question)
-        if quotes and not answer_has_type(" ".join(quotes), kind):
+        if quotes and not answer_has_type(" ".join(quotes), kind, question):
             return Decision.refusal(f"no source sentence states the {kind} asked for", code="missing_answer_type",
                                     kind=kind)
         return Decision.answer()
@@ -227,7 +231,7 @@ class RefusalPolicy:
         if not binding.supported:
             return Decision.refusal("no sentence of the answer is supported by the sources", code="unsupported")
         kind = expected_answer_type(question)
-        if not answer_has_type(strip_markers(binding.text), kind):
+        if not answer_has_type(strip_markers(binding.text), kind, question):
             return Decision.refusal(f"the answer does not state the {kind} asked for", code="missing_answer_type",
                                     kind=kind)
         return Decision.answer()
