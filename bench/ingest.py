@@ -199,7 +199,7 @@ def main() -> None:
                     help="md: only rewrite ingest.md from ingest.json")
     ap.add_argument("--backends", default=",".join(BACKENDS))
     ap.add_argument("--n1", type=int, default=24)
-    ap.add_argument("--n2", type=int, default=72)
+    ap.add_argument("--n2", type=int, default=264)  # enough batches for both streams; 72 was noisy
     ap.add_argument("--n-agree", type=int, default=200)
     ap.add_argument("--source", default="auto", choices=["auto", "seeds"],
                     help="speed passages: auto = installation guide if present, else seeds/")
