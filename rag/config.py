@@ -154,7 +154,7 @@ class AnsweringConfig:
     # citations afterwards. Tune splits (seeds / install-guide), correct: copy 0.597 / 0.424, read 0.565 / 0.353;
     # latency p50 2.0 s vs ~4 s (the pointing prompt holds ~5 sentences, the copy prompt one)
     strategy: Strategy = "copy"
-    read_max_sources: int = _range(3, 1, 9)
+    read_max_sources: int = _range(3, 1, 9)  # most sentences in a copy/read answer (one copied, the rest quoted)
     read_ratio: float = _range(0.5, 0.0, 1.0)
     # pointing combined with the evidence rank: log P(source) - read_rank_penalty * position. Seeds tune split
     # (eval/sets/dev.jsonl items, 39 with the answer shown): 0 -> 30, 1.0 -> 32 sources right, E5 order alone 31
