@@ -89,6 +89,10 @@ class Retriever:
         # RRF ties are common (rank r in one list only); dense then BM25 scores break them, then the id, so every
         # backend orders the same way
         order = sorted(fused, key=lambda c: (-fused[c], -dense.get(c, -2.0), -bm25.get(c, 0.0), c))
+        # load only the chunks that can still be returned (each is a store read): the reranker's pool, a
+        # deeper list for per-document diversity, else the k best
+        keep = max(k * 3, 10) if self.reranker is not None else (k * 4 if self.cfg.diversify else k)
+        order = order[:keep]
         if qvec is not None and mode == "hybrid":
             # dense cosines for BM25-only candidates, so every hit can be calibrated
             missing = [c for c in order if c not in dense]
