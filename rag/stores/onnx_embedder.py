@@ -80,41 +80,24 @@ class OnnxEmbedder:
         self._run = None
 
     def _compile(self):
-        """``run(batches) -> outputs``: each batch an (input_ids, attention_mask) pair, outputs in order."""
         if self.backend == "openvino":
             import openvino as ov
 
             core = ov.Core()
             core.set_property({"CACHE_DIR": str(self.dir / "openvino-cache")})
             self.precision = "bf16" if self.want_bf16 and _openvino_bf16_ok(core) else "f32"
-            # one stream per thread with batches in flight on every stream: bench/results/ingest.md (24 -> 264
-            # passages, quiet machine) 54.0-59.4 passages/s vs 50.4-55.3 with one 2-thread stream (5 runs each);
-            # a single query costs 4.5 vs 3.7 ms
-            streams = max(1, self.n_threads)
+            # one 2-thread stream (LATENCY). One stream per core with batches in flight ingested ~6% faster
+            # (54-59 vs 50-55 passages/s, quiet machine) but a query between retrieval steps took 12 instead of
+            # 4-5 ms (hybrid search p50 at 11.8k chunks 25 vs 16 ms): questions matter more
             compiled = core.compile_model(str(self.model_file), "CPU", {
-                "INFERENCE_NUM_THREADS": self.n_threads, "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams,
+                "INFERENCE_NUM_THREADS": self.n_threads, "PERFORMANCE_HINT": "LATENCY",
                 "INFERENCE_PRECISION_HINT": self.precision})
             request = compiled.create_infer_request()
-            queue = ov.AsyncInferQueue(compiled, streams)
-            results: dict[int, np.ndarray] = {}
+            lock = threading.Lock()  # one infer request: concurrent questions (UI, API) take turns
 
-            def done(req, key: int) -> None:
-                results[key] = np.array(req.get_output_tensor(0).data, dtype=np.float32)
-
-            queue.set_callback(done)
-            lock = threading.Lock()  # concurrent questions and uploads (UI, API) take turns
-
-            def run(batches: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+            def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
                 with lock:
-                    if len(batches) == 1:
-                        ids, mask = batches[0]
-                        return [np.array(request.infer({"input_ids": ids, "attention_mask": mask})[0],
-                                         dtype=np.float32)]
-                    results.clear()
-                    for key, (ids, mask) in enumerate(batches):
-                        queue.start_async({"input_ids": ids, "attention_mask": mask}, key)
-                    queue.wait_all()
-                    return [results.pop(key) for key in range(len(batches))]
+                    return np.array(request.infer({"input_ids": ids, "attention_mask": mask})[0], dtype=np.float32)
         else:
             import onnxruntime as ort
 
@@ -125,9 +108,8 @@ class OnnxEmbedder:
             session = ort.InferenceSession(str(self.model_file), so, providers=["CPUExecutionProvider"])
             self.precision = "int8"
 
-            def run(batches: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-                return [np.asarray(session.run(None, {"input_ids": ids, "attention_mask": mask})[0], dtype=np.float32)
-                        for ids, mask in batches]
+            def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+                return np.asarray(session.run(None, {"input_ids": ids, "attention_mask": mask})[0], dtype=np.float32)
         return run
 
     def warm_up(self) -> None:
@@ -143,13 +125,8 @@ class OnnxEmbedder:
             self._run = self._compile()
         encs = self.tokenizer.encode_batch([prompt + t for t in texts])
         ids = [e.ids for e in encs]
-        groups = length_batches([len(t) for t in ids], self.batch_size)
-        # a bounded number of padded batches in flight at once (memory stays flat for any corpus size)
-        for start in range(0, len(groups), 8):
-            part = groups[start:start + 8]
-            vecs = self._run([pad_batch([ids[i] for i in idx], self.pad_id, self.pad_multiple) for idx in part])
-            for idx, v in zip(part, vecs):
-                out[idx] = v
+        for idx in length_batches([len(t) for t in ids], self.batch_size):
+            out[idx] = self._run(*pad_batch([ids[i] for i in idx], self.pad_id, self.pad_multiple))
         return out
 
     def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
