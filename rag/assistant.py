@@ -32,7 +32,7 @@ from .config import MODES, ConfigError, RagConfig
 from .modelprep.prepare import ModelMissingError
 from .retrieve.retriever import Reranker, Retriever
 from .retrieve.rewrite import standalone
-from .stores.base import Store, StoreError, sentence_ids
+from .stores.base import Scope, Store, StoreError
 from .stores.factory import open_store
 from .text import language
 from .types import Answer, DocInfo, Final, Hit, StreamEvent, Token
@@ -217,7 +217,8 @@ class Assistant:
         timings: dict[str, float] = {}
         question, rejected = check_question(question, self.cfg)  # cleaned; or why it cannot be answered
         lang = language(question)
-        allowed = view.store.chunks.chunk_ids(doc_ids) if doc_ids is not None else None
+        scope = Scope(view.store.chunks, doc_ids) if doc_ids is not None else None  # once per question
+        allowed = scope.chunk_ids if scope is not None else None
         query, previous = standalone(question, history, lambda q, j: self._context_helps(view, q, j, allowed))
         ans = Answer(question=question, text="", mode=mode, language=lang, standalone_question=query)
         if rejected is not None:
@@ -228,14 +229,13 @@ class Assistant:
         qvec = self.embedder.embed_queries([query])[0]
         timings["embed_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        hits = view.retriever.search(query, k=max(k, depth or 0), qvec=qvec, doc_ids=doc_ids)
+        hits = view.retriever.search(query, k=max(k, depth or 0), qvec=qvec, scope=scope)
         self.policy.annotate(query, hits)
         ans.passages = hits
         hits = hits[:k]
         timings["retrieve_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        ev = evidence.select(query, qvec, hits, view.store, self.embedder, self.cfg.corpus_sentences,
-                             sentence_ids(view.store.chunks, allowed) if allowed is not None else None,
+        ev = evidence.select(query, qvec, hits, view.store, self.embedder, self.cfg.corpus_sentences, scope,
                              coverage_weight=self.cfg.evidence_coverage_weight)
         timings["select_s"] = time.perf_counter() - t
 

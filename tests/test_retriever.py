@@ -6,6 +6,7 @@ from rag.ingest.pipeline import ingest
 from rag.answer.policy import RefusalPolicy
 from rag.config import ConfigError, RagConfig
 from rag.retrieve.retriever import Retriever, diversify, rrf, sentence_ranking
+from rag.stores.base import Scope
 from rag.stores.factory import open_store
 
 
@@ -92,8 +93,9 @@ def test_sentence_ranking_orders_chunks_by_their_best_sentence(store, fake_embed
     ranked = sentence_ranking(store, qvec, 10, None)
     assert len(ranked) == len(set(ranked))  # one entry per chunk, however many of its sentences match
     assert "Trainers gaan naar Bagdad." in store.chunks.chunk(ranked[0]).text
+    scope = Scope(store.chunks, [store.chunks.find_document("b.txt").doc_id])
     only_b = store.chunks.chunk_ids([store.chunks.find_document("b.txt").doc_id])
-    filtered = sentence_ranking(store, qvec, 10, only_b)
+    filtered = sentence_ranking(store, qvec, 10, scope)
     assert filtered and set(filtered) <= set(only_b)
 
 
@@ -104,3 +106,24 @@ def test_sentence_list_joins_the_fusion_only_when_weighted(store, cfg, fake_embe
                                                                                         retriever="hybrid")
     assert "Bagdad" in on[0].chunk.text
     assert on[0].score > off[0].score  # a third list adds its 1/(60 + rank) share
+
+
+def test_scope_looks_sentence_ids_up_once_and_only_when_asked(store):
+    calls = []
+    real = store.chunks.chunk
+
+    class Counting:
+        def chunk_ids(self, doc_ids):
+            return store.chunks.chunk_ids(doc_ids)
+
+        def chunk(self, cid):
+            calls.append(cid)
+            return real(cid)
+
+    doc = store.chunks.find_document("a.txt").doc_id
+    scope = Scope(Counting(), [doc])
+    assert calls == [] and scope.chunk_ids == store.chunks.chunk_ids([doc])
+    first = scope.sentence_ids
+    n = len(calls)
+    assert first == scope.sentence_ids and len(calls) == n == len(scope.chunk_ids)
+    assert first and all(s.rpartition("#")[0] in scope.chunk_ids for s in first)

@@ -11,14 +11,13 @@ Sentences that address the assistant (prompt injection) are never selected.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..config import RagConfig
 from ..ingest.chunker import sentence_context
-from ..stores.base import Store
+from ..stores.base import Scope, Store
 from ..text import term_coverage
 from ..types import Chunk, Citation, Hit
 from .prompt import looks_like_instruction
@@ -43,9 +42,10 @@ class Evidence:
 
 
 def _candidates(hits: list[Hit], store: Store, qvec: np.ndarray, corpus_sentences: int,
-                allowed: Collection[str] | None) -> list[tuple[Chunk, int]]:
+                scope: Scope | None) -> list[tuple[Chunk, int]]:
     out: list[tuple[Chunk, int]] = [(h.chunk, i) for h in hits for i in range(len(h.chunk.sentences))]
     if corpus_sentences > 0 and len(store.sentences):
+        allowed = scope.sentence_ids if scope is not None else None
         for sid, _ in store.sentences.search(qvec, corpus_sentences, allowed):
             chunk_id, _, i = sid.rpartition("#")
             c = store.chunks.chunk(chunk_id)
@@ -55,12 +55,12 @@ def _candidates(hits: list[Hit], store: Store, qvec: np.ndarray, corpus_sentence
 
 
 def select(query: str, qvec: np.ndarray, hits: list[Hit], store: Store, embedder, corpus_sentences: int = 0,
-           allowed_sentences: Collection[str] | None = None, coverage_weight: float = 0.05) -> Evidence:
+           scope: Scope | None = None, coverage_weight: float = 0.05) -> Evidence:
     """Sentences scored by cosine to the question + ``coverage_weight`` x the share of the question's
     content terms they contain, best first."""
     seen: set[tuple[str, int]] = set()
     cands = []  # (chunk, sentence id, text, start, end)
-    for c, i in _candidates(hits, store, qvec, corpus_sentences, allowed_sentences):
+    for c, i in _candidates(hits, store, qvec, corpus_sentences, scope):
         s = c.sentences[i]
         if (c.doc_id, s.start) in seen:  # overlapping chunks share sentences
             continue

@@ -12,7 +12,7 @@ from typing import Collection, Protocol, Sequence
 import numpy as np
 
 from ..config import RETRIEVERS, ConfigError, RagConfig
-from ..stores.base import Store, sentence_ids
+from ..stores.base import Scope, Store
 from ..types import Chunk, Hit
 
 
@@ -50,9 +50,11 @@ class Retriever:
         self.reranker = reranker
 
     def search(self, query: str, k: int | None = None, retriever: str | None = None,
-               qvec: np.ndarray | None = None, doc_ids: Collection[str] | None = None) -> list[Hit]:
-        """Best chunks for ``query``; with ``doc_ids`` only chunks of those documents (filtered inside
-        both searches, so a filtered question still gets ``k`` passages when they exist)."""
+               qvec: np.ndarray | None = None, doc_ids: Collection[str] | None = None,
+               scope: Scope | None = None) -> list[Hit]:
+        """Best chunks for ``query``; with ``doc_ids`` (or their ``scope``, when the caller has made
+        it) only chunks of those documents (filtered inside every search, so a filtered question
+        still gets ``k`` passages when they exist)."""
         k = k or self.cfg.top_k
         mode = retriever or self.cfg.retriever
         if mode not in RETRIEVERS:
@@ -61,7 +63,9 @@ class Retriever:
         if len(store.vectors) == 0:
             return []
         cand = max(self.cfg.candidates, k)
-        allowed = store.chunks.chunk_ids(doc_ids) if doc_ids is not None else None
+        if scope is None and doc_ids is not None:
+            scope = Scope(store.chunks, doc_ids)
+        allowed = scope.chunk_ids if scope is not None else None
         dense: dict[str, float] = {}
         bm25: dict[str, float] = {}
         rankings, weights = [], []
@@ -73,7 +77,7 @@ class Retriever:
             rankings.append([c for c, _ in found])
             weights.append(self.cfg.dense_weight)
             if self.cfg.sentence_weight > 0 and len(store.sentences):
-                rankings.append(sentence_ranking(store, qvec, cand, allowed))
+                rankings.append(sentence_ranking(store, qvec, cand, scope))
                 weights.append(self.cfg.sentence_weight)
         if mode in ("bm25", "hybrid"):
             found = store.keywords.top(query, cand, allowed)
@@ -126,13 +130,12 @@ class Retriever:
         return h
 
 
-def sentence_ranking(store: Store, qvec: np.ndarray, n: int, allowed: Collection[str] | None) -> list[str]:
+def sentence_ranking(store: Store, qvec: np.ndarray, n: int, scope: Scope | None = None) -> list[str]:
     """Chunks ordered by their best-matching sentence (the stored per-sentence vectors, ids
     ``chunk_id#i``): a chunk whose one sentence answers the question ranks high even when the rest
     of the chunk is about something else."""
-    allowed_sents = sentence_ids(store.chunks, allowed) if allowed is not None else None
     out: list[str] = []
-    for sid, _ in store.sentences.search(qvec, n * 3, allowed_sents):
+    for sid, _ in store.sentences.search(qvec, n * 3, scope.sentence_ids if scope is not None else None):
         cid = sid.rpartition("#")[0]
         if cid not in out:
             out.append(cid)

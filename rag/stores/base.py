@@ -141,6 +141,23 @@ def document_chunks(chunks: ChunkStore, doc_id: str) -> list[Chunk]:
     return out
 
 
+class Scope:
+    """What a filtered question may use: the chunk ids of the chosen documents, and (looked up only
+    when a sentence search needs them, then kept) their sentence-vector ids. Made once per question
+    and shared by retrieval and evidence selection."""
+
+    def __init__(self, chunks: ChunkStore, doc_ids: Collection[str]):
+        self._chunks = chunks
+        self.chunk_ids: set[str] = chunks.chunk_ids(doc_ids)
+        self._sentence_ids: set[str] | None = None
+
+    @property
+    def sentence_ids(self) -> set[str]:
+        if self._sentence_ids is None:
+            self._sentence_ids = sentence_ids(self._chunks, self.chunk_ids)
+        return self._sentence_ids
+
+
 def sentence_ids(chunks: ChunkStore, chunk_ids: Collection[str]) -> set[str]:
     """Sentence-vector ids (``f"{chunk_id}#{i}"``) of these chunks, for filtered sentence search."""
     out: set[str] = set()
