@@ -8,8 +8,11 @@ nothing installed), ingests it into a scratch index through the normal loaders a
   chunk itself comes back in the top 10);
 - answering: p50 of extractive ``Assistant.ask`` over the same queries.
 
-    .venv/bin/python bench/corpus_scale.py [--queries 200] [--index DIR]
-        -> bench/results/corpus_scale.{json,md}
+    .venv/bin/python bench/corpus_scale.py [--queries 200] [--index DIR] [--copies N]
+        -> bench/results/corpus_scale.{json,md} (with --copies N > 1: corpus_scale_xN.{json,md})
+
+``--copies N`` ingests N copies of the corpus (hard-linked folders next to it) for a ~N times larger index.
+Each retriever is timed on a freshly opened snapshot, so no cache that an earlier retriever filled helps it.
 """
 
 from __future__ import annotations
@@ -66,9 +69,21 @@ def timed_search(a: Assistant, queries: list[tuple[str, str]], retriever: str) -
             "hit_at_10": round(hits / len(queries), 3)}
 
 
+def copy_of(src: Path, i: int) -> Path:
+    """A hard-linked copy of the corpus folder (made once, next to it): same files, other paths."""
+    dst = src.with_name(f"{src.name}-copy{i}")
+    if not dst.exists():
+        tmp = dst.with_name(dst.name + ".part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp, copy_function=os.link)
+        tmp.rename(dst)
+    return dst
+
+
 def markdown(r: dict) -> str:
     i = r["ingest"]
-    lines = ["# Mid-size corpus: the Dutch LibreOffice help", "",
+    copies = f" ({r['copies']} copies)" if r.get("copies", 1) > 1 else ""
+    lines = [f"# Mid-size corpus: the Dutch LibreOffice help{copies}", "",
              f"Source: {r['source']} ({i['files']:,} HTML files, {i['source_mb']} MB). Scratch index, default "
              f"configuration ({r['embed_backend']} embedder, {r['vector_store']} store). Machine: {r['cpus']} CPUs, "
              f"load average before/after {r['loadavg_before']} / {r['loadavg_after']}.", "",
@@ -90,21 +105,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--index", default="", help="reuse this index folder (default: a scratch index, removed after)")
+    ap.add_argument("--copies", type=int, default=1, help="ingest this many copies of the corpus")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     src = fetch("libreoffice-help-nl")
-    files = sorted(p for p in src.rglob("*.html"))
+    sources = [src] + [copy_of(src, i) for i in range(2, args.copies + 1)]
+    files = sorted(p for s in sources for p in s.rglob("*.html"))
     tmp = Path(tempfile.mkdtemp(prefix="corpus-scale-"))
     index = Path(args.index) if args.index else tmp / "index"
     res: dict = {"source": "libreoffice-help-nl (eval/corpora.py)", "cpus": os.cpu_count(),
-                 "loadavg_before": [round(v, 2) for v in os.getloadavg()], "queries": args.queries}
+                 "loadavg_before": [round(v, 2) for v in os.getloadavg()], "queries": args.queries,
+                 "copies": args.copies}
     try:
         cfg = RagConfig.from_env(index_dir=str(index))
         res.update(embed_backend=cfg.embed_backend, vector_store=cfg.vector_store)
         a = Assistant(cfg)
         a.warm_up()
         t = time.perf_counter()
-        rep = a.ingest([src])
+        rep = a.ingest(sources)
         wall = time.perf_counter() - t
         mb = sum(p.stat().st_size for p in files) / 1e6
         res["ingest"] = {"files": len(files), "source_mb": round(mb, 1), "chunks": len(a.store.vectors),
@@ -114,9 +132,13 @@ def main() -> None:
         print(json.dumps(res["ingest"]), flush=True)
         queries = known_item_queries(a, args.queries)
         res["queries"] = len(queries)
-        res["search"] = {name: timed_search(a, queries, name) for name in ("hybrid", "dense", "bm25")}
+        res["search"] = {}
+        for name in ("hybrid", "dense", "bm25"):
+            a.reload()
+            res["search"][name] = timed_search(a, queries, name)
         print(json.dumps(res["search"]), flush=True)
         lat = []
+        a.reload()
         for q, _ in queries:
             t = time.perf_counter()
             a.ask(q, mode="extractive")
@@ -128,8 +150,9 @@ def main() -> None:
     res["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "corpus_scale.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
-    (out / "corpus_scale.md").write_text(markdown(res), encoding="utf-8")
+    name = "corpus_scale" + (f"_x{args.copies}" if args.copies > 1 else "")
+    (out / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+    (out / f"{name}.md").write_text(markdown(res), encoding="utf-8")
     print(markdown(res))
 
 

@@ -83,6 +83,34 @@ def test_sql_bm25_scores_equal_bm25s(tmp_path):
     assert {c for c, _ in store.keywords.top("navo minister kabinet", 50, allowed)} <= allowed
 
 
+def test_sql_bm25_posting_cache_is_bounded_and_changes_no_score(tmp_path, monkeypatch):
+    from rag.stores import bm25
+
+    rng = np.random.default_rng(3)
+    w = open_store(tmp_path).writer()
+    for n in range(10):
+        d = make_doc(f"doc{n}.txt", 3, rng)
+        w.upsert(d, chunks_for(d), unit(rng, 3))
+    w.commit()
+    queries = ["navo irak", "begroting defensie uitgaven", "navo irak", "hoogwater provincie water dijk", "navo"]
+    want = [open_store(tmp_path).keywords.top(q, 30) for q in queries]  # each on a fresh snapshot: nothing cached
+    monkeypatch.setattr(bm25, "CACHE_POSTINGS", 1000)  # room for every list: a repeated query reads no postings
+    kw = open_store(tmp_path).keywords
+    reads = []
+    rows = kw._rows
+    kw._rows = lambda sql, params=(): (reads.append(sql), rows(sql, params))[1]
+    assert [kw.top(q, 30) for q in queries] == want
+    n = sum("bm25_postings" in r for r in reads)
+    assert n == 3  # one read per query with a term not seen before; the repeated "navo irak" and "navo" read none
+    assert [kw.top(q, 30) for q in queries] == want and sum("bm25_postings" in r for r in reads) == n
+    monkeypatch.setattr(bm25, "CACHE_POSTINGS", 12)  # too small for most lists: bounded, scores unchanged
+    kw = open_store(tmp_path).keywords
+    for _ in range(3):
+        for q, w_ in zip(queries, want):
+            assert kw.top(q, 30) == w_
+            assert kw._cached == sum(len(e[1]) for e in kw._cache.values()) <= 12
+
+
 def _brute(live: dict[str, np.ndarray], q: np.ndarray, k: int) -> list[str]:
     ids = sorted(live)
     s = np.stack([live[i] for i in ids]) @ q

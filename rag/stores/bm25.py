@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Callable, Collection, Sequence
 
 import numpy as np
@@ -25,6 +25,7 @@ import numpy as np
 from ..text import content_terms, stem, words
 
 K1, B = 1.2, 0.75
+CACHE_POSTINGS = 2_000_000  # posting-list entries a snapshot keeps decoded (12 bytes each: ~24 MB at most)
 EMPTY = "_empty_"
 
 
@@ -168,6 +169,8 @@ class SqlBM25:
     def __init__(self, rows: Callable[[str, tuple], list]):
         self._rows = rows
         self._lengths: tuple[np.ndarray, np.ndarray] | None = None  # (crows sorted, their lengths), read once
+        self._cache: OrderedDict[str, tuple[int, np.ndarray, np.ndarray]] = OrderedDict()
+        self._cached = 0  # postings held in _cache
         self._lock = threading.Lock()
 
     def _dl(self, crows: np.ndarray) -> np.ndarray:
@@ -178,6 +181,37 @@ class SqlBM25:
         keys, lengths = self._lengths
         return lengths[np.searchsorted(keys, crows)]
 
+    def _postings(self, terms: list[str]) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
+        """term -> (df, chunk rows, term frequencies) for the terms that occur. Posting lists are kept
+        in a least-recently-used cache of at most ``CACHE_POSTINGS`` entries: the snapshot never
+        changes, and the long lists of common terms are what a query spends its time reading."""
+        out: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
+        with self._lock:
+            for t in terms:
+                if t in self._cache:
+                    self._cache.move_to_end(t)
+                    out[t] = self._cache[t]
+        missing = [t for t in terms if t not in out]
+        if not missing:
+            return out
+        # one row per term, its posting list as two comma-joined strings parsed in C (a Python tuple per
+        # posting costs ~3x more on the common terms)
+        got = self._rows("SELECT t.term, t.df, group_concat(p.crow), group_concat(p.tf) FROM bm25_terms t "
+                         "JOIN bm25_postings p ON p.tid = t.tid WHERE t.term IN (SELECT value FROM json_each(?)) "
+                         "GROUP BY t.tid", (json.dumps(missing),))
+        with self._lock:
+            for term, df, crows_s, tf_s in got:
+                entry = (int(df), np.fromstring(crows_s, dtype=np.int64, sep=","),
+                         np.fromstring(tf_s, dtype=np.int32, sep=","))
+                out[term] = entry
+                if len(entry[1]) <= CACHE_POSTINGS and term not in self._cache:
+                    self._cache[term] = entry
+                    self._cached += len(entry[1])
+            while self._cached > CACHE_POSTINGS:
+                _, old = self._cache.popitem(last=False)
+                self._cached -= len(old[1])
+        return out
+
     def top(self, query: str, k: int, allowed: Collection[str] | None = None) -> list[tuple[str, float]]:
         times = Counter(content_terms(query))
         if not times:
@@ -186,14 +220,14 @@ class SqlBM25:
         if not stats or not stats[0][0]:
             return []
         n, avgdl = stats[0][0], stats[0][1] / stats[0][0]
-        terms = self._rows("SELECT tid, term, df FROM bm25_terms WHERE term IN (SELECT value FROM json_each(?))",
-                           (json.dumps(list(times)),))
         keys, parts = [], []
-        for tid, term, df in terms:
-            p = np.array(self._rows("SELECT crow, tf FROM bm25_postings WHERE tid = ?", (tid,)),
-                         dtype=np.int64).reshape(-1, 2)
-            keys.append(p[:, 0])
-            parts.append(times[term] * idf(df, n) * tf_part(p[:, 1], self._dl(p[:, 0]), avgdl))
+        post = self._postings(list(times))
+        for term in times:  # query order, whatever was cached: the same sums in the same order every time
+            if term not in post:
+                continue
+            df, crows, tf = post[term]
+            keys.append(crows)
+            parts.append(times[term] * idf(df, n) * tf_part(tf, self._dl(crows), avgdl))
         if not keys:
             return []
         crows, inv = np.unique(np.concatenate(keys), return_inverse=True)
