@@ -20,7 +20,6 @@ from eval.dataset import load_set  # noqa: E402
 from rag import Assistant  # noqa: E402
 from rag.config import RagConfig  # noqa: E402
 from rag.stores.embedder import get_embedder  # noqa: E402
-from rag.ingest.pipeline import passage_text  # noqa: E402
 from rag.stores.base import document_chunks  # noqa: E402
 
 
@@ -38,7 +37,7 @@ def main() -> None:
     emb.embed_queries(["opwarmen"])
     load_s = time.perf_counter() - t
     a = Assistant(cfg, embedder=emb)
-    texts = [passage_text(c.title, c.text) for d in a.documents() for c in document_chunks(a.store.chunks, d.doc_id)]
+    texts = [c.search_text() for d in a.documents() for c in document_chunks(a.store.chunks, d.doc_id)]
     t = time.perf_counter()
     emb.embed_passages(texts)
     embed_s = time.perf_counter() - t

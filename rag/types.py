@@ -9,6 +9,13 @@ from datetime import date as _date
 from typing import Any, Sequence
 
 
+def search_text(title: str, section: str, text: str) -> str:
+    """``title``, ``section`` and ``text`` on their own lines, leaving out a heading the text already
+    contains (a chunk that starts with its section heading)."""
+    head = [h for h in (title, section) if h and h not in text]
+    return "\n".join(head + [text])
+
+
 @dataclass
 class Document:
     """One loaded file. ``text`` is the raw extracted text that all offsets point into."""
@@ -20,6 +27,8 @@ class Document:
     title: str = ""
     date: str = ""
     sha256: str = ""
+    # headings found by the loader (HTML h1-h6, Markdown #-lines): (offset into ``text``, level 1-6, heading)
+    headings: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -46,9 +55,15 @@ class Chunk:
     text: str
     ordinal: int = 0
     sentences: list[Sentence] = field(default_factory=list)
+    section: str = ""  # the headings the chunk sits under ("Partitioneren › Versleutelde volumes"), "" if none
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def search_text(self) -> str:
+        """What search sees of the chunk (embedding and BM25 alike): its title and section headings give
+        a passage deep inside a long page the context its own words lack."""
+        return search_text(self.title, self.section, self.text)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Chunk":

@@ -92,3 +92,40 @@ def test_missing_file_and_folder_expansion(tmp_path):
     (tmp_path / ".hidden").mkdir()
     (tmp_path / ".hidden" / "c.txt").write_text("x")
     assert [p.name for p in expand_paths([tmp_path])] == ["a.txt"]
+
+
+def test_headings_are_found_with_offsets_and_give_each_chunk_its_section(tmp_path):
+    from rag.ingest.chunker import ChunkerConfig, chunk_document, section_at
+
+    (tmp_path / "h.html").write_text(
+        "<html><head><title>Handleiding</title></head><body><h1>Handleiding</h1><p>Inleiding.</p>"
+        "<h2>Partitioneren</h2><p>Over schijven.</p><h3>Versleutelde <b>volumes</b></h3>"
+        "<p>Grootte van de sleutel: 256.</p><h2>Software</h2><p>Kies taken.</p></body></html>", encoding="utf-8")
+    d = load(tmp_path / "h.html")
+    assert [(lv, h) for _, lv, h in d.headings] == [(1, "Handleiding"), (2, "Partitioneren"),
+                                                     (3, "Versleutelde volumes"), (2, "Software")]
+    assert all(d.text[at:at + len(h)] == h for at, _, h in d.headings)  # offsets into the document text
+    at = {h: a for a, _, h in d.headings}
+    key = d.text.index("Grootte")
+    assert section_at(d.headings, key, d.title) == "Partitioneren › Versleutelde volumes"  # h1 = the title: left out
+    assert section_at(d.headings, d.text.index("Kies"), d.title) == "Software"  # a new h2 closes the h3
+    assert section_at(d.headings, at["Partitioneren"], d.title) == "Partitioneren"  # a heading starts its section
+    assert section_at(d.headings, 0, "") == "Handleiding"
+    chunks = chunk_document(d, ChunkerConfig(max_chars=40, overlap_sentences=0))
+    by_text = {c.text.split()[0]: c for c in chunks}
+    assert by_text["Grootte"].section == "Partitioneren › Versleutelde volumes"
+    assert by_text["Grootte"].search_text() == "Handleiding\nPartitioneren › Versleutelde volumes\n" + by_text["Grootte"].text
+    (tmp_path / "m.md").write_text("# Gids\n\nTekst.\n\n## Netwerk ##\n\nGeen DHCP.\n", encoding="utf-8")
+    m = load(tmp_path / "m.md")
+    assert [(m.text[a:a + len(h)], lv) for a, lv, h in m.headings] == [("Gids", 1), ("Netwerk", 2)]
+    assert load(tmp_path / "m.md").headings == m.headings
+    (tmp_path / "t.txt").write_text("# geen kop in platte tekst\n\nTekst.", encoding="utf-8")
+    assert load(tmp_path / "t.txt").headings == []
+
+
+def test_search_text_leaves_out_headings_the_text_holds():
+    from rag.types import search_text
+
+    assert search_text("Gids", "Netwerk", "Geen DHCP.") == "Gids\nNetwerk\nGeen DHCP."
+    assert search_text("Gids", "Netwerk", "Netwerk\n\nGeen DHCP.") == "Gids\nNetwerk\n\nGeen DHCP."
+    assert search_text("", "", "Tekst.") == "Tekst."

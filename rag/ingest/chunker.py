@@ -76,6 +76,19 @@ def sentence_spans(ct: CleanText, max_chars: int) -> list[tuple[int, int]]:
     return spans
 
 
+def section_at(headings: list[tuple[int, int, str]], offset: int, title: str = "") -> str:
+    """The headings that ``offset`` sits under, outermost first ("Partitioneren › Versleutelde volumes"):
+    of the headings before it (or starting there), the last of each level, a higher level closing the
+    deeper ones. A heading equal to the document title is left out."""
+    path: dict[int, str] = {}
+    for at, level, text in headings:
+        if at > offset:
+            break
+        path = {lv: t for lv, t in path.items() if lv < level}
+        path[level] = text
+    return " › ".join(t for _, t in sorted(path.items()) if t.strip() != title.strip())
+
+
 def chunk_document(doc: Document, cfg: ChunkerConfig = ChunkerConfig()) -> list[Chunk]:
     ct = clean(doc.text)
     spans = sentence_spans(ct, cfg.max_chars)
@@ -112,6 +125,7 @@ def chunk_document(doc: Document, cfg: ChunkerConfig = ChunkerConfig()) -> list[
                 text=ct.text[a:b],
                 ordinal=n,
                 sentences=sents,
+                section=section_at(doc.headings, ra, doc.title or ct.title),
             )
         )
     return chunks

@@ -62,17 +62,22 @@ class _HTMLText(HTMLParser):
     BLOCK = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table",
              "section", "article", "header", "footer", "blockquote", "pre", "title"}
     SKIP = {"script", "style", "noscript", "template", "head"}
+    HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.title = ""
+        self.headings: list[tuple[int, str]] = []  # (level, text) in document order
+        self._heading: tuple[int, list[str]] | None = None
         self._skip = 0
         self._in_title = False
 
     def handle_starttag(self, tag, attrs):
         if tag == "title":
             self._in_title = True
+        if tag in self.HEADINGS and not self._skip:
+            self._heading = (int(tag[1]), [])
         if tag in self.SKIP and tag != "head":
             self._skip += 1
         if tag in self.BLOCK:
@@ -81,6 +86,11 @@ class _HTMLText(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "title":
             self._in_title = False
+        if tag in self.HEADINGS and self._heading is not None:
+            text = " ".join("".join(self._heading[1]).split())
+            if text:
+                self.headings.append((self._heading[0], text))
+            self._heading = None
         if tag in self.SKIP and tag != "head" and self._skip:
             self._skip -= 1
         if tag in self.BLOCK:
@@ -92,16 +102,34 @@ class _HTMLText(HTMLParser):
             return
         if not self._skip:
             self.parts.append(data)
+            if self._heading is not None:
+                self._heading[1].append(data)
 
 
-def _html_text(src: str) -> tuple[str, str]:
+def _html_text(src: str) -> tuple[str, str, list[tuple[int, str]]]:
+    """(text, title, headings as (level, text) in order)."""
     p = _HTMLText()
     p.feed(src)
     p.close()
     text = "".join(p.parts)
     text = re.sub(r"[ \t\r\f\v]+", " ", text)
     text = re.sub(r" *\n[ \n]*\n *", "\n\n", text).strip()
-    return text, html.unescape(p.title).strip()
+    return text, html.unescape(p.title).strip(), p.headings
+
+
+_MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.M)
+
+
+def locate_headings(text: str, headings: list[tuple[int, str]]) -> list[tuple[int, int, str]]:
+    """(offset, level, heading) for each heading found in ``text``, searched in order from the last one
+    found (a heading the text lost is skipped)."""
+    out, pos = [], 0
+    for level, h in headings:
+        at = text.find(h, pos)
+        if at >= 0:
+            out.append((at, level, h))
+            pos = at + len(h)
+    return out
 
 
 def _pdf_text(path: Path, data: bytes) -> str:
@@ -251,10 +279,13 @@ def load(path: str | Path, max_bytes: int = MAX_BYTES, max_chars: int = MAX_CHAR
         raise LoadError(p, _too_large(size, max_bytes))
     data = _read(p, max_bytes)
     title = ""
+    found: list[tuple[int, str]] = []
     if ext in (".txt", ".md", ".markdown"):
         text = _decode(data, p)
+        if ext != ".txt":
+            found = [(len(m.group(1)), m.group(2)) for m in _MD_HEADING.finditer(text)]
     elif ext in (".html", ".htm"):
-        text, title = _html_text(_decode(data, p))
+        text, title, found = _html_text(_decode(data, p))
     elif ext == ".pdf":
         text = _pdf_text(p, data)
     else:
@@ -279,6 +310,7 @@ def load(path: str | Path, max_bytes: int = MAX_BYTES, max_chars: int = MAX_CHAR
         title=title,
         date=date,
         sha256=hashlib.sha256(data).hexdigest(),  # the bytes read, = file_sha256 of an unchanged file
+        headings=locate_headings(text, [(lv, strip_invisible(h)) for lv, h in found]),
     )
 
 

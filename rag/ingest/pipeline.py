@@ -38,11 +38,6 @@ class IngestReport:
                 "passages_per_s": round(self.passages_per_s, 2)}
 
 
-def passage_text(title: str, text: str) -> str:
-    """What gets embedded: the title gives the chunk its context."""
-    return f"{title}\n{text}" if title and title not in text else text
-
-
 def embed_by_length(embedder, texts: list[str], progress: bool = False, group: int = 256) -> np.ndarray:
     """Embed ``texts`` in groups of similar length (longest first: little padding within a batch, and
     the slowest part first so the rate shown only improves), with a progress bar showing passages/s
@@ -76,7 +71,7 @@ def embed_by_length(embedder, texts: list[str], progress: bool = False, group: i
 def texts_to_embed(chunks: list[Chunk]) -> tuple[list[str], list[str]]:
     """What gets embedded for ``chunks``: each chunk's passage text, and each sentence's context in the
     order the store writer expects (chunk 0's sentences, then chunk 1's, ...)."""
-    return ([passage_text(c.title, c.text) for c in chunks],
+    return ([c.search_text() for c in chunks],
             [sentence_context(c, i)[0] for c in chunks for i in range(len(c.sentences))])
 
 

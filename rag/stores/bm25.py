@@ -23,15 +23,16 @@ from typing import Callable, Collection, Sequence
 import numpy as np
 
 from ..text import content_terms, stem, words
+from ..types import Chunk
 
 K1, B = 1.2, 0.75
 CACHE_POSTINGS = 2_000_000  # posting-list entries a snapshot keeps decoded (12 bytes each: ~24 MB at most)
 EMPTY = "_empty_"
 
 
-def chunk_terms(title: str, text: str) -> list[str]:
-    """The terms BM25 indexes for one chunk."""
-    return content_terms(f"{title}\n{text}") or [EMPTY]
+def chunk_terms(chunk: Chunk) -> list[str]:
+    """The terms BM25 indexes for one chunk: those of what search sees of it (``Chunk.search_text``)."""
+    return content_terms(chunk.search_text()) or [EMPTY]
 
 
 def idf(df: np.ndarray | float, n: int) -> np.ndarray:

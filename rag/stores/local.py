@@ -337,7 +337,7 @@ class LocalWriter:
                 "INSERT INTO chunks(chunk_id, doc_id, ordinal, n_sent, data) VALUES (?, ?, ?, ?, ?) RETURNING crow",
                 (c.chunk_id, c.doc_id, c.ordinal, len(c.sentences), json.dumps(c.to_dict(), ensure_ascii=False))
             ).fetchone()
-            terms.append((crow, bm25.chunk_terms(c.title, c.text)))
+            terms.append((crow, bm25.chunk_terms(c)))
         bm25.sql_add(self.con, terms)
         vecs = np.asarray(vectors, dtype=np.float32)
         self._pending[CHUNKS].update({c.chunk_id: vecs[i] for i, c in enumerate(chunks)})
@@ -392,7 +392,7 @@ class LocalWriter:
             d = json.loads(data)
             d.update(new)
             self.con.execute("UPDATE chunks SET data = ? WHERE crow = ?", (json.dumps(d, ensure_ascii=False), crow))
-            terms.append((crow, bm25.chunk_terms(d["title"], d["text"])))
+            terms.append((crow, bm25.chunk_terms(Chunk.from_dict(d))))
         bm25.sql_add(self.con, terms)
         return True
 
