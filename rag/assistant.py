@@ -247,7 +247,7 @@ class Assistant:
         if gen is None:
             ans.mode = "extractive"  # chosen, or the automatic fallback when no generator is installed
             t = time.perf_counter()
-            b = binding.extractive(ev.sources, self.cfg.extractive_sentences, lang=lang,
+            b = binding.extractive(ev.sources, self.cfg.extractive_sentences, self.cfg.quote_min_ratio, lang=lang,
                                    doc_ratio=self.cfg.quote_other_document, next_ratio=self.cfg.quote_next_sentence)
             ans.text, ans.citations, ans.raw_answer = b.text, b.citations, b.text
             timings["answer_s"] = time.perf_counter() - t
@@ -320,7 +320,8 @@ class Assistant:
         by the evidence ranking; the model sees only the best one and copies its answer words
         (verified, else the sentence itself), the others are quoted. The prompt holds one sentence,
         so it is short: prompt length is the latency."""
-        picked = binding.pick_quotes(sources, self.cfg.read_max_sources, doc_ratio=self.cfg.quote_other_document,
+        picked = binding.pick_quotes(sources, self.cfg.read_max_sources, self.cfg.quote_min_ratio,
+                                     doc_ratio=self.cfg.quote_other_document,
                                      next_ratio=self.cfg.quote_next_sentence)
         shown = [sources[i] for i in picked]
         messages = reader.messages_for(question, shown[:1], lang, SYSTEM_PROMPT, previous)

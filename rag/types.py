@@ -61,8 +61,8 @@ class Chunk:
         return asdict(self)
 
     def search_text(self) -> str:
-        """What search sees of the chunk (embedding and BM25 alike): its title and section headings give
-        a passage deep inside a long page the context its own words lack."""
+        """What the embedder sees of the chunk: its title and section headings give a passage deep inside
+        a long page the context its own words lack (BM25 indexes the same parts: ``bm25.chunk_terms``)."""
         return search_text(self.title, self.section, self.text)
 
     @classmethod
