@@ -21,7 +21,7 @@ from rag.modelprep.prepare import embedder_path  # noqa: E402
 def main(set_path: str, out: str) -> None:
     cfg = RagConfig.from_env()
     a = Assistant(cfg)
-    chunks = [{"id": c.chunk_id, "doc": c.doc, "text": c.text, "embed_text": c.search_text()}
+    chunks = [{"id": c.chunk_id, "doc": c.doc, "text": c.text, "embed_text": c.embed_text()}
               for d in a.documents() for c in document_chunks(a.store.chunks, d.doc_id)]
     items = [i for i in load_set(set_path) if i.answerable and not i.follows]
     questions = [{"id": i.id, "question": i.question, "evidence": i.evidence, "paraphrase": i.paraphrase}

@@ -37,7 +37,7 @@ def main() -> None:
     emb.embed_queries(["opwarmen"])
     load_s = time.perf_counter() - t
     a = Assistant(cfg, embedder=emb)
-    texts = [c.search_text() for d in a.documents() for c in document_chunks(a.store.chunks, d.doc_id)]
+    texts = [c.embed_text() for d in a.documents() for c in document_chunks(a.store.chunks, d.doc_id)]
     t = time.perf_counter()
     emb.embed_passages(texts)
     embed_s = time.perf_counter() - t

@@ -114,7 +114,7 @@ class Assistant:
         if docs:  # real text: typical lengths, and a question the corpus can answer
             ids = sorted(self.store.chunks.chunk_ids({docs[0].doc_id}))[:4]
             chunks = [c for c in (self.store.chunks.chunk(i) for i in ids) if c is not None]
-            passages = [c.search_text() for c in chunks] or passages
+            passages = [c.embed_text() for c in chunks] or passages
             sents = [s.text for c in chunks for s in c.sentences if len(s.text.split()) >= 6]
             if sents:
                 question = " ".join(sents[0].split()[:20]).rstrip(".!?") + "?"

@@ -114,7 +114,7 @@ def test_headings_are_found_with_offsets_and_give_each_chunk_its_section(tmp_pat
     chunks = chunk_document(d, ChunkerConfig(max_chars=40, overlap_sentences=0))
     by_text = {c.text.split()[0]: c for c in chunks}
     assert by_text["Grootte"].section == "Partitioneren › Versleutelde volumes"
-    assert by_text["Grootte"].search_text() == "Handleiding\nPartitioneren › Versleutelde volumes\n" + by_text["Grootte"].text
+    assert by_text["Grootte"].embed_text() == "Handleiding\nPartitioneren › Versleutelde volumes\n" + by_text["Grootte"].text
     (tmp_path / "m.md").write_text("# Gids\n\nTekst.\n\n## Netwerk ##\n\nGeen DHCP.\n", encoding="utf-8")
     m = load(tmp_path / "m.md")
     assert [(m.text[a:a + len(h)], lv) for a, lv, h in m.headings] == [("Gids", 1), ("Netwerk", 2)]
@@ -123,9 +123,9 @@ def test_headings_are_found_with_offsets_and_give_each_chunk_its_section(tmp_pat
     assert load(tmp_path / "t.txt").headings == []
 
 
-def test_search_text_leaves_out_headings_the_text_holds():
-    from rag.types import search_text
+def test_embed_text_leaves_out_headings_the_text_holds():
+    from rag.types import embed_text
 
-    assert search_text("Gids", "Netwerk", "Geen DHCP.") == "Gids\nNetwerk\nGeen DHCP."
-    assert search_text("Gids", "Netwerk", "Netwerk\n\nGeen DHCP.") == "Gids\nNetwerk\n\nGeen DHCP."
-    assert search_text("", "", "Tekst.") == "Tekst."
+    assert embed_text("Gids", "Netwerk", "Geen DHCP.") == "Gids\nNetwerk\nGeen DHCP."
+    assert embed_text("Gids", "Netwerk", "Netwerk\n\nGeen DHCP.") == "Gids\nNetwerk\n\nGeen DHCP."
+    assert embed_text("", "", "Tekst.") == "Tekst."

@@ -65,7 +65,7 @@ def test_sql_bm25_scores_equal_bm25s(tmp_path):
     w.commit()
     store = open_store(tmp_path)
     chunks = list(store.chunks)
-    ids, texts = [c.chunk_id for c in chunks], [f"{c.title}\n{c.section}\n{c.text}" for c in chunks]
+    ids, texts = [c.chunk_id for c in chunks], [c.keyword_text() for c in chunks]
     ref = bm25s.BM25(k1=1.2, b=0.75)
     ref.index([chunk_terms(c) for c in chunks], show_progress=False)
     mem = BM25Index.build(ids, texts)

@@ -71,7 +71,7 @@ def embed_by_length(embedder, texts: list[str], progress: bool = False, group: i
 def texts_to_embed(chunks: list[Chunk]) -> tuple[list[str], list[str]]:
     """What gets embedded for ``chunks``: each chunk's passage text, and each sentence's context in the
     order the store writer expects (chunk 0's sentences, then chunk 1's, ...)."""
-    return ([c.search_text() for c in chunks],
+    return ([c.embed_text() for c in chunks],
             [sentence_context(c, i)[0] for c in chunks for i in range(len(c.sentences))])
 
 

@@ -541,7 +541,7 @@ def _create_collections(client, chunks: str, sentences: str, dim: int) -> None:
 
 
 def _bm25_text(c: Chunk) -> str:
-    t = f"{c.title}\n{c.section}\n{c.text}"  # as bm25.chunk_terms: what Milvus's analyser indexes
+    t = c.keyword_text()
     b = t.encode("utf-8")
     return t if len(b) <= TEXT_MAX_BYTES else b[:TEXT_MAX_BYTES].decode("utf-8", "ignore")
 
