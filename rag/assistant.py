@@ -234,7 +234,8 @@ class Assistant:
         timings["retrieve_s"] = time.perf_counter() - t
         t = time.perf_counter()
         ev = evidence.select(query, qvec, hits, view.store, self.embedder, self.cfg.corpus_sentences, scope,
-                             coverage_weight=self.cfg.evidence_coverage_weight)
+                             coverage_weight=self.cfg.evidence_coverage_weight,
+                             min_words=self.cfg.evidence_min_words)
         timings["select_s"] = time.perf_counter() - t
 
         decision = self.policy.before(query if previous else question, hits, ev.sources, view.store.keywords,

@@ -185,6 +185,11 @@ class AnsweringConfig:
     # install-guide): 0 -> 0.629 / 0.459, 0.05 -> 0.629 / 0.471, 0.1 -> 0.613 / 0.447, 0.2 -> 0.581 / 0.424
     # (0 also loses seeds refusals 0.38 -> 0.23)
     evidence_coverage_weight: float = _range(0.05, 0.0)
+    # a sentence of fewer words is a fragment (heading, dateline, lone name, joined list items): never evidence by
+    # itself, it rides along with the sentence before it (0 = off). Tune splits, extractive correct (seeds /
+    # install-guide): 0 -> 0.645 / 0.506, 3 -> 0.645 / 0.506, 4 -> 0.661 / 0.506, 5 -> 0.677 / 0.518, 6 -> 0.677 /
+    # 0.518, 8 -> 0.677 / 0.494, 10 -> 0.661 / 0.494 (5 and 6 without the ride-along: guide 0.506)
+    evidence_min_words: int = _range(5, 0)
     # the nearest sentences corpus-wide (stored sentence vectors) join the retrieved chunks' sentences as evidence
     # candidates. Tune splits, extractive correct (seeds / install-guide): 0 -> 0.645 / 0.506, 1 -> 0.645 / 0.529,
     # 2 -> 0.645 / 0.565, 3 -> 0.645 / 0.553, 5 -> 0.645 / 0.541, 10 -> 0.645 / 0.529, 20 -> 0.645 / 0.529; false

@@ -249,3 +249,25 @@ def test_with_next_adds_the_continuing_sentence_hand_checked():
     assert with_next(s, [0, 1], 0.95) == [0, 2, 1]  # placed right after the best
     assert with_next(s, [0], 1.0) == [0]  # off
     assert pick_quotes(s, 1, next_ratio=0.95) == [0, 2]
+
+
+def test_fragments_ride_along_with_the_sentence_before_them(tmp_path, cfg, fake_embedder):
+    docs = {"storing.txt": "Bij een storing stuurt u de uitvoer van de volgende commando's mee met het rapport.\n\n"
+                           "dmesg\n\nlspci\n\nDe rest van deze handleiding gaat over het installeren van pakketten.",
+            "kort.txt": "Stoltenberg\n\n01 april 2020"}
+    store = indexed_store(cfg, fake_embedder, tmp_path / "docs", docs)
+    a, _ = make(cfg, store, fake_embedder, [], require_question_terms=False)
+    ans = a.ask("Welke uitvoer stuur ik mee bij een storing?", mode="extractive")
+    assert not ans.refused
+    lead = [c for c in ans.citations if c.quote.startswith("Bij een storing")]
+    assert lead and lead[0].quote.endswith("dmesg lspci")  # the joined list items come with their lead-in
+    text = store.chunks.document_text(lead[0].doc_id)
+    assert " ".join(text[lead[0].start:lead[0].end].split()) == lead[0].quote
+    assert all(len(c.quote.split()) >= 5 for c in ans.citations if c.doc == "storing.txt")
+    # a document of fragments only is still quoted (nothing better to show), not "nothing retrieved"
+    only = a.ask("Wat meldt het korte bericht?", mode="extractive", doc_ids=[_id(store, "kort.txt")])
+    assert only.citations and only.citations[0].doc == "kort.txt"
+
+
+def _id(store, name):
+    return next(d.doc_id for d in store.chunks.documents() if d.name == name)

@@ -18,7 +18,7 @@ import numpy as np
 from ..config import RagConfig
 from ..ingest.chunker import sentence_context
 from ..stores.base import Scope, Store
-from ..text import term_coverage
+from ..text import term_coverage, words
 from ..types import Chunk, Citation, Hit
 from .prompt import looks_like_instruction
 
@@ -55,9 +55,12 @@ def _candidates(hits: list[Hit], store: Store, qvec: np.ndarray, corpus_sentence
 
 
 def select(query: str, qvec: np.ndarray, hits: list[Hit], store: Store, embedder, corpus_sentences: int = 0,
-           scope: Scope | None = None, coverage_weight: float = 0.05) -> Evidence:
+           scope: Scope | None = None, coverage_weight: float = 0.05, min_words: int = 0) -> Evidence:
     """Sentences scored by cosine to the question + ``coverage_weight`` x the share of the question's
-    content terms they contain, best first."""
+    content terms they contain, best first. A fragment of fewer than ``min_words`` words (a heading, a
+    dateline, a name on its own, a run of list items the cleaner joined) is no evidence by itself: it rides
+    along with the sentence before it, which often introduces it ("... de volgende commando's: dmesg lspci").
+    Text made of fragments only is taken as it is."""
     seen: set[tuple[str, int]] = set()
     cands = []  # (chunk, sentence id, text, start, end)
     for c, i in _candidates(hits, store, qvec, corpus_sentences, scope):
@@ -65,11 +68,16 @@ def select(query: str, qvec: np.ndarray, hits: list[Hit], store: Store, embedder
         if (c.doc_id, s.start) in seen:  # overlapping chunks share sentences
             continue
         seen.add((c.doc_id, s.start))
-        if looks_like_instruction(s.text):
+        if looks_like_instruction(s.text) or len(words(s.text)) < min_words:
             continue
         text, start, end = sentence_context(c, i)
+        nxt = c.sentences[i + 1] if i + 1 < len(c.sentences) else None
+        if nxt is not None and len(words(nxt.text)) < min_words:  # a fragment rides along with this sentence
+            text, end = text + " " + nxt.text, nxt.end
         cands.append((c, f"{c.chunk_id}#{i}", text, start, end))
     if not cands:
+        if min_words > 0 and hits:
+            return select(query, qvec, hits, store, embedder, corpus_sentences, scope, coverage_weight, 0)
         return Evidence([], np.zeros((0, 1), dtype=np.float32))
     vecs = _vectors(store, embedder, cands)
     cos = vecs @ qvec
