@@ -31,7 +31,7 @@ from .answer.prompt import REFUSAL, SYSTEM_PROMPT, build_messages
 from .config import MODES, ConfigError, RagConfig
 from .modelprep.prepare import ModelMissingError
 from .retrieve.retriever import Reranker, Retriever
-from .retrieve.rewrite import standalone
+from .retrieve.rewrite import question_parts, standalone
 from .stores.base import Scope, Store, StoreError
 from .stores.factory import open_store
 from .text import language
@@ -231,11 +231,15 @@ class Assistant:
         self.policy.annotate(query, hits)
         ans.passages = hits
         hits = hits[:k]
+        parts = question_parts(query) if self.cfg.question_parts and not previous else []
+        part_vecs = self.embedder.embed_queries(parts) if parts else None
+        candidates = hits + self._part_hits(view, parts, part_vecs, k, scope, hits)
         timings["retrieve_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        ev = evidence.select(query, qvec, hits, view.store, self.embedder, self.cfg.corpus_sentences, scope,
+        ev = evidence.select(query, qvec, candidates, view.store, self.embedder, self.cfg.corpus_sentences, scope,
                              coverage_weight=self.cfg.evidence_coverage_weight,
                              min_words=self.cfg.evidence_min_words)
+        first = evidence.best_for_parts(ev, parts, part_vecs, self.cfg.evidence_coverage_weight) if parts else []
         timings["select_s"] = time.perf_counter() - t
 
         decision = self.policy.before(query if previous else question, hits, ev.sources, view.store.keywords,
@@ -248,8 +252,7 @@ class Assistant:
         if gen is None:
             ans.mode = "extractive"  # chosen, or the automatic fallback when no generator is installed
             t = time.perf_counter()
-            b = binding.extractive(ev.sources, self.cfg.extractive_sentences, self.cfg.quote_min_ratio, lang=lang,
-                                   doc_ratio=self.cfg.quote_other_document, next_ratio=self.cfg.quote_next_sentence)
+            b = binding.extractive(ev.sources, self._pick(ev.sources, self.cfg.extractive_sentences, first), lang)
             ans.text, ans.citations, ans.raw_answer = b.text, b.citations, b.text
             timings["answer_s"] = time.perf_counter() - t
             decision = self.policy.after_quoting(question, [c.quote for c in b.citations])
@@ -262,7 +265,7 @@ class Assistant:
         shown = ev.shown(self.cfg)
         # copy and read need a generator that continues a prefilled answer (llama.cpp does); others write freely
         if self.cfg.strategy == "copy" and hasattr(gen, "complete"):
-            yield from self._copy(ans, gen, question, ev.sources, lang, previous, timings, t0)
+            yield from self._copy(ans, gen, question, ev.sources, first, lang, previous, timings, t0)
         elif self.cfg.strategy == "read" and hasattr(gen, "option_logprobs"):
             yield from self._read(ans, gen, question, shown, lang, previous, timings, t0)
         else:
@@ -315,21 +318,35 @@ class Assistant:
         timings["copy_s"] = time.perf_counter() - t
         yield from self._finish(ans, question, parts, shown, timings, t0)
 
-    def _copy(self, ans: Answer, gen, question: str, sources: list, lang: str, previous: str,
+    def _copy(self, ans: Answer, gen, question: str, sources: list, first: list[int], lang: str, previous: str,
               timings: dict[str, float], t0: float) -> Iterator[StreamEvent]:
         """Copy strategy: no pointing call. The sentences an extractive answer would quote are chosen
         by the evidence ranking; the model sees only the best one and copies its answer words
         (verified, else the sentence itself), the others are quoted. The prompt holds one sentence,
         so it is short: prompt length is the latency."""
-        picked = binding.pick_quotes(sources, self.cfg.read_max_sources, self.cfg.quote_min_ratio,
-                                     doc_ratio=self.cfg.quote_other_document,
-                                     next_ratio=self.cfg.quote_next_sentence)
-        shown = [sources[i] for i in picked]
+        shown = [sources[i] for i in self._pick(sources, self.cfg.read_max_sources, first)]
         messages = reader.messages_for(question, shown[:1], lang, SYSTEM_PROMPT, previous)
         t = time.perf_counter()
         parts = self._copy_parts(gen, messages, shown, list(range(len(shown))), question, lang)
         timings["copy_s"] = time.perf_counter() - t
         yield from self._finish(ans, question, parts, shown, timings, t0)
+
+    def _pick(self, sources: list, n: int, first: list[int]) -> list[int]:
+        """The sentences an answer quotes (extractive answers, and the copy strategy's sources)."""
+        return binding.pick_quotes(sources, n, self.cfg.quote_min_ratio, doc_ratio=self.cfg.quote_other_document,
+                                   next_ratio=self.cfg.quote_next_sentence, first=first)
+
+    def _part_hits(self, view: _View, parts: list[str], part_vecs, k: int, scope, hits: list[Hit]) -> list[Hit]:
+        """Passages retrieved for each part of a question that asks several things, beyond ``hits``:
+        the second part's answer is often in a document the whole question does not rank high."""
+        seen = {h.chunk.chunk_id for h in hits}
+        out: list[Hit] = []
+        for part, vec in zip(parts, part_vecs if part_vecs is not None else []):
+            for h in view.retriever.search(part, k=k, qvec=vec, scope=scope):
+                if h.chunk.chunk_id not in seen:
+                    seen.add(h.chunk.chunk_id)
+                    out.append(h)
+        return out
 
     def _copy_parts(self, gen, messages: list[dict], shown: list, chosen: list[int], question: str,
                     lang: str) -> list[tuple[str, int, bool]]:

@@ -197,6 +197,9 @@ class AnsweringConfig:
     # 0.500 -> 0.471, install-guide 0.576 -> 0.553; guide refusals 0.625 -> 0.750), so off. (top_k 3 / 5 / 8 / 10
     # with 0: 0.613 / 0.645 / 0.645 / 0.645 and 0.482 / 0.506 / 0.482 / 0.529: kept 5)
     corpus_sentences: int = _range(0, 0)
+    # a question that asks two things ("..., en hoeveel in 2024?", "zowel in 2022 als in 2024") is also retrieved
+    # part by part, and the best sentence for each part is quoted first
+    question_parts: bool = True
     support_threshold: float = _range(0.45, 0.0, 1.0)  # dev set (eval/sets/dev.jsonl)
     # question intake (rag/answer/question.py), not fitted: a question is a sentence or two (the dev set's longest
     # is 141 characters); the prompt holds it next to ~700 characters of sources in n_ctx tokens

@@ -232,6 +232,10 @@ def test_pick_quotes_hand_checked():
     assert pick_quotes(s, 3, doc_ratio=0.97) == [0, 1, 2]  # 0.96 < 0.97: no other document close enough
     assert pick_quotes(s[:1] + s[3:], 3, doc_ratio=0.95) == [0, 1]  # one pick so far: b is added
     assert pick_quotes([], 3) == []
+    # the best sentence of each part of a two-part question comes first, then the rest within 3%
+    assert pick_quotes(s, 3, first=[4, 3]) == [4, 3, 0]
+    assert pick_quotes(s, 3, first=[1, 1]) == [1, 0, 2]  # named once
+    assert pick_quotes(s, 1, first=[4, 3]) == [4, 3]  # every part keeps its sentence
 
 
 def test_with_next_adds_the_continuing_sentence_hand_checked():
@@ -271,3 +275,35 @@ def test_fragments_ride_along_with_the_sentence_before_them(tmp_path, cfg, fake_
 
 def _id(store, name):
     return next(d.doc_id for d in store.chunks.documents() if d.name == name)
+
+
+def test_best_sentence_for_each_part_hand_checked():
+    import numpy as np
+
+    from rag.answer.evidence import Evidence, best_for_parts
+
+    srcs = [_src(1, "De NAVO telde in 2020 dertig leden."), _src(2, "In 2024 telde de NAVO 32 leden."),
+            _src(3, "Het weer was goed.")]
+    ev = Evidence(srcs, np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], dtype=np.float32))
+    parts = ["Hoeveel leden in 2020?", "Hoeveel leden in 2024?"]
+    vecs = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    # part 1: cosines 1.0 / 0.6 / 0.0 -> sentence 0. Part 2: cosines 0.0 / 0.8 / 1.0, coverage of its terms
+    # (leden, 2024) 0.5 / 1.0 / 0.0: 0.8 + 0.05 = 0.85 < 1.0 -> sentence 2; with weight 0.3: 1.1 > 1.0 -> sentence 1
+    assert best_for_parts(ev, parts, vecs) == [0, 2]
+    assert best_for_parts(ev, parts, vecs, coverage_weight=0.3) == [0, 1]
+    assert best_for_parts(ev, [parts[0], parts[0]], vecs[[0, 0]]) == [0]  # one sentence, named once
+    assert best_for_parts(Evidence([], np.zeros((0, 2))), parts, vecs) == []
+
+
+def test_two_part_question_quotes_a_source_for_each_part(tmp_path, cfg, fake_embedder):
+    docs = {"a2020.txt": "In april 2020 telde het bondgenootschap dertig lidstaten na de toetreding van Macedonië.",
+            "b2024.txt": "Sinds de toetreding van Zweden in 2024 telt het bondgenootschap tweeëndertig lidstaten.",
+            "c.txt": "Het bondgenootschap vergaderde in april 2020 per video over de lidstaten en de crisis."}
+    store = indexed_store(cfg, fake_embedder, tmp_path / "docs", docs)
+    q = "Hoeveel lidstaten telde het bondgenootschap in april 2020, en hoeveel lidstaten telt het in 2024 na Zweden?"
+    a, _ = make(cfg, store, fake_embedder, [], require_question_terms=False, extractive_sentences=1)
+    ans = a.ask(q, mode="extractive")
+    assert {c.doc for c in ans.citations} >= {"a2020.txt", "b2024.txt"}  # one quote would not do
+    off, _ = make(cfg, store, fake_embedder, [], require_question_terms=False, extractive_sentences=1,
+                  question_parts=False)
+    assert not {c.doc for c in off.ask(q, mode="extractive").citations} >= {"a2020.txt", "b2024.txt"}

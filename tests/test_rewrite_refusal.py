@@ -1,5 +1,5 @@
 from rag.answer import policy as refusal
-from rag.retrieve.rewrite import is_follow_up, standalone
+from rag.retrieve.rewrite import is_follow_up, question_parts, standalone
 from rag.text import content_terms, language
 
 
@@ -102,3 +102,17 @@ def test_a_year_only_in_a_document_date_is_no_reason_to_refuse(tmp_path, cfg, fa
     ans = a.ask("Wat zegt Duitsland over granaten in het bericht uit 2024?", mode="extractive")
     assert ans.passages[0].chunk.doc == "b.txt" and not ans.refused
     assert a.ask("Wat zegt Duitsland over granaten in 2019?", mode="extractive").refusal_code == "not_in_sources"
+
+
+def test_question_parts():
+    assert question_parts("Hoeveel lidstaten telde de NAVO in 2020, en hoeveel in 2024?") == [
+        "Hoeveel lidstaten telde de NAVO in 2020?", "hoeveel in 2024? Hoeveel lidstaten telde de NAVO in 2020?"]
+    assert question_parts("Welk bestandssysteem wordt aanbevolen en welke partitie krijgt standaard ext2?") == [
+        "Welk bestandssysteem wordt aanbevolen?", "welke partitie krijgt standaard ext2?"]
+    assert question_parts("Met wie sprak de NAVO zowel in 2022 als in 2024?") == [
+        "Met wie sprak de NAVO in 2022?", "Met wie sprak de NAVO in 2024?"]
+    assert question_parts("Who led NATO both in 2020 and in 2024?") == ["Who led NATO in 2020?", "Who led NATO in 2024?"]
+    # one thing asked: "en" between nouns, or no question word after it
+    assert question_parts("Welke landen uit Azië en de Stille Oceaan waren er?") == []
+    assert question_parts("Wat doen Finland en Zweden?") == []
+    assert question_parts("Wie en wat?") == []  # too short a first part to stand alone

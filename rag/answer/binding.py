@@ -198,17 +198,21 @@ QUOTE_LEAD = {"en": "The sources say (in Dutch):"}
 
 
 def pick_quotes(sources: Sequence[Citation], n: int, min_ratio: float = 0.97, doc_ratio: float = 1.0,
-                next_ratio: float = 1.0, window: int = 10) -> list[int]:
+                next_ratio: float = 1.0, window: int = 10, first: Sequence[int] = ()) -> list[int]:
     """Indices of the sentences an extractive answer quotes: the best, then those of the first ``n``
     scoring at least ``min_ratio`` of it. When they all come from one document, the best sentence of
     another document among the first ``window`` takes the last place if it scores at least
     ``doc_ratio`` of the best (questions about several documents; 1.0 = off). The sentence that
     continues the best one in its document follows it when it scores at least ``next_ratio`` of the
-    best (``with_next``)."""
+    best (``with_next``). ``first``: sentences quoted in any case, in this order, before the others
+    (the best sentence for each part of a question that asks several things)."""
     if not sources:
         return []
     best = sources[0].score
-    picked = [i for i, s in enumerate(sources[:n]) if i == 0 or s.score >= best * min_ratio]
+    picked = list(dict.fromkeys(first))
+    keep = max(n, len(picked))
+    picked += [i for i, s in enumerate(sources[:n]) if (i == 0 or s.score >= best * min_ratio) and i not in picked]
+    picked = picked[:keep]
     docs = {sources[i].doc_id for i in picked}
     if len(docs) == 1 and doc_ratio < 1.0:
         alt = next((i for i, s in enumerate(sources[:window]) if s.doc_id not in docs and s.score >= best * doc_ratio),
@@ -236,13 +240,11 @@ def with_next(sources: Sequence[Citation], picked: list[int], ratio: float, gap:
     return [picked[0], nxt] + picked[1:]
 
 
-def extractive(sources: Sequence[Citation], n: int, min_ratio: float = 0.97, lang: str = "nl",
-               doc_ratio: float = 1.0, next_ratio: float = 1.0) -> Binding:
-    """An answer made of the best source sentences themselves (in the evidence ranking), each citing
+def extractive(sources: Sequence[Citation], picked: Sequence[int], lang: str = "nl") -> Binding:
+    """An answer made of the ``picked`` source sentences themselves (``pick_quotes``), each citing
     itself; a question in another language than the sources gets a lead-in in its own language."""
-    if not sources:
+    if not sources or not picked:
         return Binding("", [], [], [])
-    picked = pick_quotes(sources, n, min_ratio, doc_ratio, next_ratio)
     bound = [BoundSentence(sources[i].quote, [i], sources[i].score) for i in picked]
     b = _render(bound, [], sources)
     if lang in QUOTE_LEAD:

@@ -41,6 +41,22 @@ class Evidence:
         return out
 
 
+def best_for_parts(ev: Evidence, parts: list[str], part_vecs: np.ndarray, coverage_weight: float = 0.05) -> list[int]:
+    """For a question that asks several things (``parts``, with their query vectors): the index in
+    ``ev.sources`` of the best sentence for each part, scored like the whole question's ranking; a
+    sentence that is best for two parts is named once."""
+    out: list[int] = []
+    if not ev.sources:
+        return out
+    for part, pv in zip(parts, part_vecs):
+        cos = ev.vectors @ pv
+        score = [float(c) + coverage_weight * term_coverage(part, s.quote) for c, s in zip(cos, ev.sources)]
+        best = int(np.argmax(score))
+        if best not in out:
+            out.append(best)
+    return out
+
+
 def _candidates(hits: list[Hit], store: Store, qvec: np.ndarray, corpus_sentences: int,
                 scope: Scope | None) -> list[tuple[Chunk, int]]:
     out: list[tuple[Chunk, int]] = [(h.chunk, i) for h in hits for i in range(len(h.chunk.sentences))]
