@@ -91,7 +91,7 @@ def test_answer_must_state_what_is_asked(cfg, store, fake_embedder):
 
 
 def test_unknown_name_is_refused_without_calling_the_model(cfg, store, fake_embedder):
-    a, gen = make(cfg, store, fake_embedder, ["Macron steunt Rutte [1]."])
+    a, gen = make(cfg, store, fake_embedder, ["Macron steunt Rutte [1]."], require_question_terms=True)
     ans = a.ask("Wat zei Macron over Rutte?")
     assert ans.refused and "macron" in ans.refusal_reason and gen.prompts == []
 

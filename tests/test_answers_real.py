@@ -37,8 +37,11 @@ def test_english_question_gets_an_answer_citing_dutch(assistant):
     assert any("28 van de 32" in c.quote for c in ans.citations)
 
 
-def test_unknown_person_is_refused(assistant):
-    ans = assistant.ask("Wat zei Macron over de NAVO-missie in Irak?")
+def test_unknown_person_is_refused_by_the_key_term_gate(seeded_store, real_cfg, real_embedder):
+    from rag import Assistant
+
+    gated = Assistant(real_cfg.with_overrides(require_question_terms=True), store=seeded_store, embedder=real_embedder)
+    ans = gated.ask("Wat zei Macron over de NAVO-missie in Irak?")
     assert ans.refused and ans.text == "Dat staat niet in de bronnen." and not ans.citations
 
 

@@ -148,7 +148,7 @@ def test_pipeline_refusals_reach_the_dutch_ui_in_dutch(cfg, store, fake_embedder
     assert ans.refusal_code == "low_relevance" and "low relevance" in ans.refusal_reason  # CLI/API: English
     panel = sources_html(ans)
     assert "lage relevantie" in panel and "low relevance" not in panel
-    a, _ = assistant(cfg, store, fake_embedder)
+    a, _ = assistant(cfg, store, fake_embedder, require_question_terms=True)
     ans = a.ask("Hoeveel landen steunden Rutte in 1949?")
     assert ans.refusal_code == "not_in_sources" and ans.refusal_params == {"terms": ["1949"]}
     assert "niet in de bronnen: 1949" in sources_html(ans)
@@ -162,7 +162,7 @@ def test_pipeline_refusals_reach_the_dutch_ui_in_dutch(cfg, store, fake_embedder
 
 
 def test_english_question_gets_english_reason(cfg, store, fake_embedder):
-    a, _ = assistant(cfg, store, fake_embedder)
+    a, _ = assistant(cfg, store, fake_embedder, require_question_terms=True)
     ans = a.ask("How many countries supported Rutte in 1949?")
     assert ans.language == "en" and ans.refused
     assert "not in the sources" in sources_html(ans) and "No source supports an answer" in sources_html(ans)

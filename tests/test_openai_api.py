@@ -36,7 +36,7 @@ def assistant(tmp_path_factory):
     for name, text in DOCS.items():
         (d / name).write_text(text, encoding="utf-8")
     cfg = RagConfig.from_env(index_dir=str(tmp / "index"), api_key=KEY, ui_auth="", refuse_below=0.0,
-                             prompt_margin=1.0, strategy="free", generator="qwen-0.5b")
+                             prompt_margin=1.0, strategy="free", generator="qwen-0.5b", require_question_terms=True)
     emb = FakeEmbedder()
     ingest([d], cfg, emb, progress=False)
     return Assistant(cfg, embedder=emb, generator=ScriptedGenerator([]))

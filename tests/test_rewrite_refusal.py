@@ -97,7 +97,8 @@ def test_a_year_only_in_a_document_date_is_no_reason_to_refuse(tmp_path, cfg, fa
     store = indexed_store(cfg, fake_embedder, tmp_path / "docs", {
         "a.txt": " date 2024-04 Luchtverdediging\n\nFrankrijk levert raketten aan Oekraïne.",
         "b.txt": "Duitsland zegt 600 miljoen euro toe voor granaten."})
-    a = Assistant(cfg.with_overrides(refuse_below=0.0, top_k=1), store=store, embedder=fake_embedder)
+    a = Assistant(cfg.with_overrides(refuse_below=0.0, top_k=1, require_question_terms=True), store=store,
+                  embedder=fake_embedder)
     assert "2024" in a._view.metadata
     ans = a.ask("Wat zegt Duitsland over granaten in het bericht uit 2024?", mode="extractive")
     assert ans.passages[0].chunk.doc == "b.txt" and not ans.refused
