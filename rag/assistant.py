@@ -323,11 +323,16 @@ class Assistant:
         """Copy strategy: no pointing call. The sentences an extractive answer would quote are chosen
         by the evidence ranking; the model sees only the best one and copies its answer words
         (verified, else the sentence itself), the others are quoted. The prompt holds one sentence,
-        so it is short: prompt length is the latency."""
+        so it is short: prompt length is the latency. A question that asks several things (``first``
+        names a sentence per part) is answered by quoting them: one sentence answers only one part, and
+        the model, shown the whole question, would echo the other part as if answered."""
         shown = [sources[i] for i in self._pick(sources, self.cfg.read_max_sources, first)]
-        messages = reader.messages_for(question, shown[:1], lang, SYSTEM_PROMPT, previous)
         t = time.perf_counter()
-        parts = self._copy_parts(gen, messages, shown, list(range(len(shown))), question, lang)
+        if len(first) > 1:
+            parts = [(s.quote, i, False) for i, s in enumerate(shown)]
+        else:
+            messages = reader.messages_for(question, shown[:1], lang, SYSTEM_PROMPT, previous)
+            parts = self._copy_parts(gen, messages, shown, list(range(len(shown))), question, lang)
         timings["copy_s"] = time.perf_counter() - t
         yield from self._finish(ans, question, parts, shown, timings, t0)
 

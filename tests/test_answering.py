@@ -307,3 +307,12 @@ def test_two_part_question_quotes_a_source_for_each_part(tmp_path, cfg, fake_emb
     off, _ = make(cfg, store, fake_embedder, [], require_question_terms=False, extractive_sentences=1,
                   question_parts=False)
     assert not {c.doc for c in off.ask(q, mode="extractive").citations} >= {"a2020.txt", "b2024.txt"}
+    # generated (copy strategy): each part's sentence is quoted; the model is not asked to copy from one of them
+    from tests.fakes import ScriptedReader
+
+    reader = ScriptedReader([], ["dertig, en hoeveel lidstaten telt het in 2024"])
+    gen = Assistant(cfg.with_overrides(refuse_below=0.0, require_question_terms=False, read_max_sources=1),
+                    store=store, embedder=fake_embedder, generator=reader)
+    ans = gen.ask(q, mode="generate")
+    assert {c.doc for c in ans.citations} >= {"a2020.txt", "b2024.txt"} and reader.prefills == []
+    assert "en hoeveel" not in ans.text
