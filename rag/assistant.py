@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Collection, Iterator
 
 from .answer import binding, evidence, reader
-from .answer.policy import Decision, RefusalPolicy
+from .answer.policy import Decision, RefusalPolicy, with_unmentioned
 from .answer.question import check_question
 from .answer.prompt import REFUSAL, SYSTEM_PROMPT, build_messages
 from .config import MODES, ConfigError, RagConfig
@@ -247,6 +247,8 @@ class Assistant:
         if decision.refuse:
             yield Final(self._refused(ans, decision, timings, t0))
             return
+        ans.unmentioned = self.policy.unmentioned(query if previous else question, hits, view.store.keywords,
+                                                  view.metadata)
 
         gen = self.generator() if mode == "generate" else None
         if gen is None:
@@ -394,6 +396,8 @@ class Assistant:
 
     @staticmethod
     def _done(ans: Answer, timings: dict[str, float], t0: float) -> Answer:
+        if not ans.refused:
+            ans.text = with_unmentioned(ans.text, [_as_asked(t, ans.question) for t in ans.unmentioned], ans.language)
         timings["total_s"] = time.perf_counter() - t0
         ans.timings = timings
         return ans
@@ -403,3 +407,9 @@ class Assistant:
         ans.refusal_code, ans.refusal_params = decision.code, decision.params
         ans.text, ans.citations = REFUSAL[ans.language], []
         return self._done(ans, timings, t0)
+
+
+def _as_asked(term: str, question: str) -> str:
+    """``term`` (lower-cased) as the question spells it."""
+    i = question.lower().find(term)
+    return question[i : i + len(term)] if i >= 0 else term

@@ -175,6 +175,8 @@ class Answer:
     refusal_code: str = ""
     refusal_params: dict[str, Any] = field(default_factory=dict)
     signals: dict[str, float] = field(default_factory=dict)  # model confidence the policy decided on
+    # names and numbers of the question that no source mentions; the answer text says so first
+    unmentioned: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,6 +191,7 @@ class Answer:
             "language": self.language,
             "citations": [c.to_dict() for c in self.citations],
             "unsupported": self.unsupported,
+            "unmentioned": self.unmentioned,
             "raw_answer": self.raw_answer,
             "signals": self.signals,
             "passages": [h.to_dict() for h in self.passages],

@@ -96,6 +96,22 @@ def test_unknown_name_is_refused_without_calling_the_model(cfg, store, fake_embe
     assert ans.refused and "macron" in ans.refusal_reason and gen.prompts == []
 
 
+def test_names_no_source_mentions_lead_the_answer(cfg, store, fake_embedder):
+    from rag.answer.policy import with_unmentioned
+
+    assert with_unmentioned("Zo is het [1].", ["Macron", "1949"]) == "De bronnen noemen ‘Macron’, ‘1949’ niet; wel dit: Zo is het [1]."
+    assert with_unmentioned("So it is [1].", ["1949"], "en") == "The sources do not mention ‘1949’; they do say: So it is [1]."
+    assert with_unmentioned("Zo is het [1].", []) == "Zo is het [1]."
+    a, gen = make(cfg, store, fake_embedder, [])
+    ans = a.ask("Wat zei Macron over de missie in Irak?", mode="extractive")
+    assert not ans.refused and ans.unmentioned == ["macron"] and ans.to_dict()["unmentioned"] == ["macron"]
+    assert ans.text.startswith("De bronnen noemen ‘Macron’ niet; wel dit: ") and ans.citations
+    assert not a.ask("Wat zegt de missie in Irak?", mode="extractive").unmentioned
+    gated, _ = make(cfg, store, fake_embedder, [], require_question_terms=True)  # the strict gate refuses instead
+    ans = gated.ask("Wat zei Macron over de missie in Irak?", mode="extractive")
+    assert ans.refused and ans.text == "Dat staat niet in de bronnen." and ans.refusal_code == "not_in_sources"
+
+
 def test_english_question_gets_english_refusal(cfg, store, fake_embedder):
     a, _ = make(cfg, store, fake_embedder, ["The sources do not say."])
     ans = a.ask("How many drones does France deliver?")

@@ -52,7 +52,9 @@ def test_api_twenty_concurrent_questions(server):
     results = [j.result(timeout=300) for j in jobs]
     assert len(results) == 20
     assert all("answer" in r and r["question"] == q for r, q in zip(results, qs))
-    assert sum(r["refused"] for r in results) == 5  # only the Macron question
+    assert sum(r["refused"] for r in results) == 0
+    macron = [r for r in results if "Macron" in r["question"]]  # no source names him: the answer says so first
+    assert len(macron) == 5 and all(r["answer"].startswith("De bronnen noemen ‘Macron’ niet; wel dit:") for r in macron)
 
 
 @pytest.mark.browser

@@ -164,7 +164,7 @@ def citations(answer: Answer) -> list[dict]:
 
 def _extras(answer: Answer) -> dict:
     return {"citations": citations(answer), "refused": answer.refused, "refusal_reason": answer.refusal_reason,
-            "mode": answer.mode}
+            "mode": answer.mode, "unmentioned": answer.unmentioned}
 
 
 def completion(answer: Answer, model: str, cid: str, created: int) -> dict:

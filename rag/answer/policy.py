@@ -92,6 +92,19 @@ def missing_key_terms(question: str, keywords: KeywordIndex, lang: str = "nl", m
     return missing
 
 
+# the lead-in of an answer whose sources do not mention some of the question's names or numbers
+UNMENTIONED = {"nl": "De bronnen noemen {terms} niet; wel dit:", "en": "The sources do not mention {terms}; they do say:"}
+
+
+def with_unmentioned(text: str, terms: list[str], lang: str = "nl") -> str:
+    """``text`` led by the names and numbers of the question that no source mentions, so a reader sees
+    at once that the quotes may not be about what was asked ("De bronnen noemen Macron niet; wel dit: …")."""
+    if not terms or not text:
+        return text
+    names = ", ".join(f"‘{t}’" for t in terms)
+    return f"{UNMENTIONED.get(lang, UNMENTIONED['nl']).format(terms=names)} {text}"
+
+
 def expected_answer_type(question: str) -> str | None:
     q = question.lower()
     if re.search(r"\bhoeveel\b|\bhow (?:many|much)\b|\bwelk bedrag\b|\bwelk aantal\b", q):
@@ -157,12 +170,19 @@ class RefusalPolicy:
             return Decision.refusal(f"low relevance ({rel:.2f} < {self.cfg.refuse_below})", code="low_relevance",
                                     relevance=rel, threshold=self.cfg.refuse_below)
         if self.cfg.require_question_terms:
-            metadata = " ".join(f"{h.chunk.date} {h.chunk.title}" for h in hits) + " " + metadata
-            missing = missing_key_terms(question, keywords, lang, metadata)
+            missing = self.unmentioned(question, hits, keywords, metadata)
             if missing:
                 return Decision.refusal("not in the sources: " + ", ".join(missing), code="not_in_sources",
                                         terms=missing)
         return Decision.answer()
+
+    @staticmethod
+    def unmentioned(question: str, hits: list[Hit], keywords: KeywordIndex, metadata: str = "") -> list[str]:
+        """The question's names and numbers that no indexed chunk, nor the retrieved or indexed documents'
+        titles and dates, mention (lower-cased). With ``require_question_terms`` they are a refusal;
+        otherwise the answer says so before it quotes (``with_unmentioned``)."""
+        metadata = " ".join(f"{h.chunk.date} {h.chunk.title}" for h in hits) + " " + metadata
+        return missing_key_terms(question, keywords, language(question), metadata)
 
     def reading_signals(self, question: str, shown: list[Citation], probs: list[float], none: float) -> dict[str, float]:
         """Plain numbers the answer/refuse decision rests on once the model has pointed."""
