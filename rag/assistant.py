@@ -250,6 +250,7 @@ class Assistant:
         ans.unmentioned = self.policy.unmentioned(query if previous else question, hits, view.store.keywords,
                                                   view.metadata)
 
+        said = _previous_answer(history) if previous else ""
         gen = self.generator() if mode == "generate" else None
         if gen is None:
             ans.mode = "extractive"  # chosen, or the automatic fallback when no generator is installed
@@ -267,9 +268,9 @@ class Assistant:
         shown = ev.shown(self.cfg)
         # copy and read need a generator that continues a prefilled answer (llama.cpp does); others write freely
         if self.cfg.strategy == "copy" and hasattr(gen, "complete"):
-            yield from self._copy(ans, gen, question, ev.sources, first, lang, previous, timings, t0)
+            yield from self._copy(ans, gen, question, ev.sources, first, lang, previous, timings, t0, said)
         elif self.cfg.strategy == "read" and hasattr(gen, "option_logprobs"):
-            yield from self._read(ans, gen, question, shown, lang, previous, timings, t0)
+            yield from self._read(ans, gen, question, shown, lang, previous, timings, t0, said)
         else:
             yield from self._free(ans, gen, question, shown, ev, lang, previous, timings, t0)
 
@@ -300,7 +301,7 @@ class Assistant:
         yield Final(self._done(ans, timings, t0))
 
     def _read(self, ans: Answer, gen, question: str, shown: list, lang: str, previous: str,
-              timings: dict[str, float], t0: float) -> Iterator[StreamEvent]:
+              timings: dict[str, float], t0: float, said: str = "") -> Iterator[StreamEvent]:
         """Read strategy: the model points at the answering source(s) and copies the answer words;
         the policy decides from the pointing confidence; each part cites the source it came from."""
         shown = shown[:9]
@@ -316,12 +317,12 @@ class Assistant:
             return
         t = time.perf_counter()
         chosen = reader.choose(probs, self.cfg.read_max_sources, self.cfg.read_ratio, self.cfg.read_rank_penalty)
-        parts = self._copy_parts(gen, messages, shown, chosen, question, lang)
+        parts = self._copy_parts(gen, messages, shown, chosen, question, lang, said)
         timings["copy_s"] = time.perf_counter() - t
         yield from self._finish(ans, question, parts, shown, timings, t0)
 
     def _copy(self, ans: Answer, gen, question: str, sources: list, first: list[int], lang: str, previous: str,
-              timings: dict[str, float], t0: float) -> Iterator[StreamEvent]:
+              timings: dict[str, float], t0: float, said: str = "") -> Iterator[StreamEvent]:
         """Copy strategy: no pointing call. The sentences an extractive answer would quote are chosen
         by the evidence ranking; the model sees only the best one and copies its answer words
         (verified, else the sentence itself), the others are quoted. The prompt holds one sentence,
@@ -334,7 +335,7 @@ class Assistant:
             parts = [(s.quote, i, False) for i, s in enumerate(shown)]
         else:
             messages = reader.messages_for(question, shown[:1], lang, SYSTEM_PROMPT, previous)
-            parts = self._copy_parts(gen, messages, shown, list(range(len(shown))), question, lang)
+            parts = self._copy_parts(gen, messages, shown, list(range(len(shown))), question, lang, said)
         timings["copy_s"] = time.perf_counter() - t
         yield from self._finish(ans, question, parts, shown, timings, t0)
 
@@ -356,7 +357,7 @@ class Assistant:
         return out
 
     def _copy_parts(self, gen, messages: list[dict], shown: list, chosen: list[int], question: str,
-                    lang: str) -> list[tuple[str, int, bool]]:
+                    lang: str, said: str = "") -> list[tuple[str, int, bool]]:
         """The best chosen source's answer words are copied by the model; further sources (lists,
         several documents) are quoted whole: one short generation keeps the latency down. A copy
         that lacks the number, date or person asked for, where its source states one, is replaced
@@ -364,8 +365,8 @@ class Assistant:
         asks_number = self.policy.expected_type(question) in ("number", "date")
         parts: list[tuple[str, int, bool]] = []
         for rank, i in enumerate(chosen):
-            text, copied = (reader.copy(gen, messages, shown, i, question, lang, asks_number=asks_number) if rank == 0
-                            else (shown[i].quote, False))
+            text, copied = (reader.copy(gen, messages, shown, i, question, lang, asks_number=asks_number, said=said)
+                            if rank == 0 else (shown[i].quote, False))
             if not self.policy.states_asked_type(question, text) and self.policy.states_asked_type(question,
                                                                                                  shown[i].quote):
                 text, copied = shown[i].quote, False
@@ -413,3 +414,12 @@ def _as_asked(term: str, question: str) -> str:
     """``term`` (lower-cased) as the question spells it."""
     i = question.lower().find(term)
     return question[i : i + len(term)] if i >= 0 else term
+
+
+def _previous_answer(history: list[dict] | None) -> str:
+    """What the conversation's last answer led with: its text up to the first citation marker (the copied
+    answer words, or the first quote)."""
+    for turn in reversed(history or []):
+        if turn.get("role") == "assistant":
+            return binding.MARKER.split(turn.get("content") or "", maxsplit=1)[0].strip()
+    return ""

@@ -137,3 +137,19 @@ def test_copy_strategy_quotes_further_sentences_and_falls_back_to_the_quote(cfg,
     assert not ans.refused and ans.citations
     assert ans.text.startswith(ans.citations[0].quote[:20])  # the sentence itself, not the echo
     assert len(gen.prefills) == 1  # further sentences are quoted, not generated
+
+
+def test_a_follow_up_copy_that_repeats_the_previous_answer_is_not_kept(cfg, store, fake_embedder):
+    q = "Wat benadrukte hij?"
+    src = "Soortgelijke woorden kwamen van minister Austin, die benadrukt dat de toewijding er elke dag is."
+    assert reader.verify("Austin", src, q)
+    assert not reader.verify("Austin", src, q, said="Austin")  # the previous answer's words again
+    assert reader.verify("de toewijding er elke dag is", src, q, said="Austin")
+    # in a conversation: what the previous answer led with (up to its first marker) is what counts
+    gen = ScriptedReader([], ["zo'n 600 miljoen euro"])
+    a = _assistant(cfg, store, fake_embedder, gen, strategy="copy", read_max_sources=1)
+    history = [{"role": "user", "content": "Welk bedrag heeft Duitsland toegezegd?"},
+               {"role": "assistant", "content": "Zo'n 600 miljoen euro [1]. Verder iets anders [2]."}]
+    ans = a.ask("En welk bedrag voor granaten?", history=history)
+    assert len(gen.prefills) == 1 and not ans.text.startswith("Zo'n 600 miljoen euro [1]")
+    assert ans.text.startswith(ans.citations[0].quote[:20])  # the sentence itself instead

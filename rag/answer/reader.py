@@ -124,10 +124,13 @@ def bare_number(text: str) -> bool:
     return bool(numbers(text)) and not re.search(r"[^\W\d_]", text)
 
 
-def verify(answer: str, source: str, question: str, asks_number: bool = True) -> bool:
+def verify(answer: str, source: str, question: str, asks_number: bool = True, said: str = "") -> bool:
     """Is ``answer`` a faithful copy of what ``source`` says in reply to ``question``? A bare number
-    answers only a question that asks for a number or a date (``asks_number``)."""
+    answers only a question that asks for a number or a date (``asks_number``); a follow-up is not
+    answered by words the previous answer (``said``) already gave ("Wat benadrukte hij?" -> "Austin")."""
     if not answer or len(answer) > 400 or degenerate(answer):
+        return False
+    if said and _norm(answer) and _norm(answer) in _norm(said):
         return False
     if bare_number(answer) and not asks_number:
         return False
@@ -142,10 +145,12 @@ def verify(answer: str, source: str, question: str, asks_number: bool = True) ->
 
 
 def copy(gen, messages: list[dict], shown: list[Citation], idx: int, question: str, lang: str,
-         max_tokens: int = 48, asks_number: bool = True) -> tuple[str, bool]:
-    """(answer text, True) when the model's copy verifies against source ``idx``; else (quote, False)."""
+         max_tokens: int = 48, asks_number: bool = True, said: str = "") -> tuple[str, bool]:
+    """(answer text, True) when the model's copy verifies against source ``idx``; else (quote, False).
+    ``said``: what the previous answer of the conversation led with (a follow-up's copy must not just
+    repeat it)."""
     raw = gen.complete(messages, COPY_PREFILL[lang].format(n=idx + 1), max_tokens=max_tokens, stop=["\n"])
     text = clean_copy(raw)
-    if verify(text, shown[idx].quote, question, asks_number):
+    if verify(text, shown[idx].quote, question, asks_number, said):
         return text, True
     return shown[idx].quote, False
