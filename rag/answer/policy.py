@@ -3,7 +3,8 @@
 Small generators under-refuse, and on near-miss questions the retrieval score is as high as for
 answerable ones, so the policy combines independent checks:
 - before generation (``before``): nothing retrieved; calibrated relevance below ``refuse_below``;
-  names in the question that no indexed chunk mentions, or numbers the retrieved text lacks;
+  with ``require_question_terms``, names or numbers of the question that no indexed chunk mentions
+  (otherwise the answer names them before it quotes: ``unmentioned``, ``with_unmentioned``);
 - after generation (``after``): the model's own refusal; no answer sentence supported by the
   shown sources; the answer lacks the kind of thing asked for (a number for "hoeveel", a date for
   "wanneer", a name for "wie").
