@@ -105,7 +105,7 @@ def test_sentence_list_joins_the_fusion_only_when_weighted(store, cfg, fake_embe
     on = Retriever(cfg.with_overrides(sentence_weight=1.0), store, fake_embedder).search("Trainers Bagdad", k=3,
                                                                                         retriever="hybrid")
     assert "Bagdad" in on[0].chunk.text
-    assert on[0].score > off[0].score  # a third list adds its 1/(60 + rank) share
+    assert on[0].score > off[0].score  # a third list adds its 1/(rrf_k + rank) share
 
 
 def test_scope_looks_sentence_ids_up_once_and_only_when_asked(store):
