@@ -242,13 +242,13 @@ class Assistant:
         first = evidence.best_for_parts(ev, parts, part_vecs, self.cfg.evidence_coverage_weight) if parts else []
         timings["select_s"] = time.perf_counter() - t
 
-        decision = self.policy.before(query if previous else question, hits, ev.sources, view.store.keywords,
-                                      view.metadata)
+        asked = query if previous else question
+        decision = self.policy.before(asked, hits, ev.sources, view.store.keywords, view.metadata)
         if decision.refuse:
             yield Final(self._refused(ans, decision, timings, t0))
             return
-        ans.unmentioned = self.policy.unmentioned(query if previous else question, hits, view.store.keywords,
-                                                  view.metadata)
+        if not self.cfg.require_question_terms:  # with the gate on, an answer got here because none is missing
+            ans.unmentioned = self.policy.unmentioned(asked, hits, view.store.keywords, view.metadata)
 
         said = _previous_answer(history) if previous else ""
         gen = self.generator() if mode == "generate" else None
@@ -347,9 +347,11 @@ class Assistant:
     def _part_hits(self, view: _View, parts: list[str], part_vecs, k: int, scope, hits: list[Hit]) -> list[Hit]:
         """Passages retrieved for each part of a question that asks several things, beyond ``hits``:
         the second part's answer is often in a document the whole question does not rank high."""
+        if not parts:
+            return []
         seen = {h.chunk.chunk_id for h in hits}
         out: list[Hit] = []
-        for part, vec in zip(parts, part_vecs if part_vecs is not None else []):
+        for part, vec in zip(parts, part_vecs):
             for h in view.retriever.search(part, k=k, qvec=vec, scope=scope):
                 if h.chunk.chunk_id not in seen:
                     seen.add(h.chunk.chunk_id)
