@@ -160,6 +160,10 @@ class AnsweringConfig:
     # latency p50 2.0 s vs ~4 s (the pointing prompt holds ~5 sentences, the copy prompt one)
     strategy: Strategy = "copy"
     read_max_sources: int = _range(3, 1, 9)  # most sentences in a copy/read answer (one copied, the rest quoted)
+    # copy strategy: the model is asked whether the first this-many quoted sentences answer the question (yes/no,
+    # its P(yes) from one forward pass on the copy prompt); the fitted answerability model (ANSWERABILITY) refuses
+    # on it. 0 = no verification call
+    verify_sources: int = _range(1, 0, 9)
     read_ratio: float = _range(0.5, 0.0, 1.0)
     # pointing combined with the evidence rank: log P(source) - read_rank_penalty * position. Seeds tune split
     # (eval/sets/dev.jsonl items, 39 with the answer shown): 0 -> 30, 1.0 -> 32 sources right, E5 order alone 31
@@ -288,9 +292,9 @@ CALIBRATIONS: dict[str, Calibration] = {
 
 @dataclass(frozen=True)
 class Answerability:
-    """A logistic model over the read strategy's signals (see ``RefusalPolicy.reading_signals``):
-    P(answerable) = sigmoid(bias + sum(weights[f] * signal[f])); refuse below ``threshold``.
-    Fitted with ``python -m eval.fit_policy`` on tune splits only."""
+    """A logistic model over one strategy's signals (``RefusalPolicy.reading_signals`` for read,
+    ``RefusalPolicy.verification_signals`` for copy): P(answerable) = sigmoid(bias + sum(weights[f] *
+    signal[f])); refuse below ``threshold``. Fitted with ``python -m eval.fit_policy`` on tune splits only."""
 
     note: str
     weights: dict[str, float]
@@ -298,8 +302,9 @@ class Answerability:
     threshold: float
 
 
-# keyed by generator name; a generator without an entry falls back to ``point_min`` alone
-ANSWERABILITY: dict[str, Answerability] = {}
+# keyed by (generator, strategy); without an entry the read strategy falls back to ``point_min`` alone and the
+# copy strategy answers whatever the yes/no verification says
+ANSWERABILITY: dict[tuple[str, str], Answerability] = {}
 
 _SECTIONS = {"storage": StorageConfig, "models": ModelConfig, "chunking": ChunkingConfig,
              "retrieval": RetrievalConfig, "answering": AnsweringConfig, "refusal": RefusalConfig,
@@ -323,7 +328,7 @@ class RagConfig:
 
     @property
     def answerability(self) -> Answerability | None:
-        return ANSWERABILITY.get(self.models.generator)
+        return ANSWERABILITY.get((self.models.generator, self.answering.strategy))
 
     @property
     def calib(self) -> Calibration:

@@ -54,15 +54,20 @@ class ScriptedGenerator:
 class ScriptedReader(ScriptedGenerator):
     """A generator that also points (fixed probabilities over [0..n]) and copies (scripted replies)."""
 
-    def __init__(self, probs, copies, replies=()):
+    def __init__(self, probs, copies, replies=(), yes=0.9):
         super().__init__(replies)
         self.probs = list(probs)  # P(none), P([1]), P([2]), ...
         self.copies = list(copies)
+        self.yes = yes  # P(yes) for a yes/no question (the copy strategy's verification)
         self.prefills = []
+        self.questions = []  # the yes/no questions asked
 
     def option_logprobs(self, messages, prefill, options):
         import math
 
+        if not options[0].isdigit():  # yes/no
+            self.questions.append(messages)
+            return [math.log(self.yes), math.log(1 - self.yes)]
         self.prompts.append(messages)
         self.prefills.append(prefill)
         p = [self.probs[int(o)] if int(o) < len(self.probs) else 1e-9 for o in options]

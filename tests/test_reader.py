@@ -153,3 +153,49 @@ def test_a_follow_up_copy_that_repeats_the_previous_answer_is_not_kept(cfg, stor
     ans = a.ask("En welk bedrag voor granaten?", history=history)
     assert len(gen.prefills) == 1 and not ans.text.startswith("Zo'n 600 miljoen euro [1]")
     assert ans.text.startswith(ans.citations[0].quote[:20])  # the sentence itself instead
+
+
+def test_yes_no_verification_asks_on_the_copy_prompt_and_the_fitted_model_refuses(cfg, store, fake_embedder,
+                                                                                   monkeypatch):
+    from rag import config as C
+
+    q = "Welk bedrag heeft Duitsland toegezegd voor granaten?"
+    # no fitted model: the verification is asked and recorded, the answer stands
+    gen = ScriptedReader([], ["zo'n 600 miljoen euro"], yes=0.8)
+    seen = []
+    real = gen.complete
+    gen.complete = lambda messages, prefill="", **kw: seen.append(messages) or real(messages, prefill, **kw)
+    a = _assistant(cfg, store, fake_embedder, gen, strategy="copy", read_max_sources=1, verify_sources=1)
+    ans = a.ask(q)
+    assert not ans.refused and ans.signals["verify_yes"] == pytest.approx(0.8)
+    assert ans.signals["verify_logit"] == pytest.approx(1.3863, abs=1e-4)  # ln(0.8 / 0.2) = ln 4
+    asked = gen.questions[0][1]["content"]
+    copy_prompt = seen[0][1]["content"]
+    # the same prompt up to its last line (llama.cpp reuses the cached prefix), then the yes/no question
+    assert asked.rsplit("\n", 1)[0] == copy_prompt.rsplit("\n", 1)[0]
+    assert asked.endswith("Geeft bron [1] het antwoord op de vraag? Antwoord met Ja of Nee.")
+    # a fitted model for this generator and strategy: P(answerable) = sigmoid(-1 + 1 * logit(P(yes)))
+    fitted = C.Answerability(note="test", weights={"verify_logit": 1.0}, bias=-1.0, threshold=0.5)
+    monkeypatch.setitem(C.ANSWERABILITY, (cfg.models.generator, "copy"), fitted)
+    gen = ScriptedReader([], ["zo'n 600 miljoen euro"], yes=0.8)  # sigmoid(ln 4 - 1) = 0.596 >= 0.5: answered
+    ans = _assistant(cfg, store, fake_embedder, gen, strategy="copy", read_max_sources=1).ask(q)
+    assert not ans.refused
+    gen = ScriptedReader([], ["zo'n 600 miljoen euro"], yes=0.6)  # sigmoid(ln 1.5 - 1) = 1 / (1 + e^0.5945) = 0.3556 < 0.5: refused
+    ans = _assistant(cfg, store, fake_embedder, gen, strategy="copy", read_max_sources=1).ask(q)
+    assert ans.refused and ans.refusal_code == "probably_unanswerable" and not ans.citations
+    assert ans.refusal_params["p"] == pytest.approx(0.3556, abs=1e-4)
+    # off: no yes/no question at all
+    gen = ScriptedReader([], ["zo'n 600 miljoen euro"], yes=0.6)
+    ans = _assistant(cfg, store, fake_embedder, gen, strategy="copy", read_max_sources=1, verify_sources=0).ask(q)
+    assert not ans.refused and gen.questions == [] and ans.signals == {}
+
+
+def test_verification_over_several_sources_asks_about_all_of_them(cfg, store, fake_embedder):
+    gen = ScriptedReader([], ["zo'n 600 miljoen euro"], yes=0.7)
+    a = _assistant(cfg, store, fake_embedder, gen, strategy="copy", read_max_sources=3, verify_sources=2,
+                   quote_min_ratio=0.0)
+    ans = a.ask("Welk bedrag heeft Duitsland toegezegd voor granaten?")
+    asked = gen.questions[0][1]["content"]
+    assert "[1]" in asked and "[2]" in asked and "[3]" not in asked
+    assert asked.endswith("Geven de bronnen het antwoord op de vraag? Antwoord met Ja of Nee.")
+    assert ans.signals["verify_yes"] == pytest.approx(0.7)

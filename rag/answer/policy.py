@@ -211,21 +211,38 @@ class RefusalPolicy:
         z = m.bias + sum(w * signals.get(f, 0.0) for f, w in m.weights.items())
         return 1.0 / (1.0 + math.exp(-z))
 
+    def _probably_unanswerable(self, signals: dict[str, float]) -> Decision:
+        p = self.answerable(signals)
+        if p is not None and p < self.cfg.answerability.threshold:
+            return Decision.refusal(f"the sources probably do not answer this (P {p:.2f} < "
+                                    f"{self.cfg.answerability.threshold})", code="probably_unanswerable",
+                                    p=round(p, 4), threshold=self.cfg.answerability.threshold)
+        return Decision.answer()
+
     def after_pointing(self, signals: dict[str, float]) -> Decision:
         """Refuse when the model points at no source, or the signals say the sources do not answer?"""
         top, none = signals["point_top"], signals["point_none"]
         if none >= top:
             return Decision.refusal(f"the model points at no source (P(none) {none:.2f})", code="points_at_no_source",
                                     p_none=none)
-        p = self.answerable(signals)
-        if p is not None and p < self.cfg.answerability.threshold:
-            return Decision.refusal(f"the sources probably do not answer this (P {p:.2f} < "
-                                    f"{self.cfg.answerability.threshold})", code="probably_unanswerable",
-                                    p=p, threshold=self.cfg.answerability.threshold)
+        decision = self._probably_unanswerable(signals)
+        if decision.refuse:
+            return decision
         if top < self.cfg.point_min:
             return Decision.refusal(f"the model is unsure which source answers ({top:.2f} < {self.cfg.point_min})",
                                     code="unsure_source", p=top, threshold=self.cfg.point_min)
         return Decision.answer()
+
+    @staticmethod
+    def verification_signals(p_yes: float) -> dict[str, float]:
+        """The copy strategy's signal: the model's P(yes) that the quoted source answers the question
+        (``reader.answers``), and its log-odds (the fitted model is linear in it)."""
+        p = min(max(p_yes, 1e-6), 1 - 1e-6)
+        return {"verify_yes": p_yes, "verify_logit": math.log(p / (1 - p))}
+
+    def after_verification(self, signals: dict[str, float]) -> Decision:
+        """Refuse a copy answer when the fitted model says its source probably does not answer?"""
+        return self._probably_unanswerable(signals)
 
     @staticmethod
     def expected_type(question: str) -> str | None:

@@ -31,6 +31,14 @@ POINT_PROMPT = {
 }
 POINT_PREFILL = {"nl": "Bron [", "en": "Source ["}
 COPY_PREFILL = {"nl": "Bron [{n}]. Antwoord: ", "en": "Source [{n}]. Answer: "}
+# the yes/no verification asked on the copy prompt (its last line replaced): one source / several
+VERIFY_PROMPT = {
+    "nl": ("Geeft bron [1] het antwoord op de vraag? Antwoord met Ja of Nee.",
+           "Geven de bronnen het antwoord op de vraag? Antwoord met Ja of Nee."),
+    "en": ("Does source [1] answer the question? Answer Yes or No.",
+           "Do the sources answer the question? Answer Yes or No."),
+}
+VERIFY_OPTIONS = {"nl": ["Ja", "Nee"], "en": ["Yes", "No"]}
 
 
 @dataclass
@@ -60,6 +68,17 @@ def messages_for(question: str, shown: list[Citation], lang: str, system: str, p
     src = "Bronnen" if lang == "nl" else "Sources"
     user = f"{src}:\n" + "\n".join(lines) + f"\n\n{ctx}{label}: {question}\n{POINT_PROMPT[lang]}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def answers(gen, messages: list[dict], n: int, lang: str) -> float:
+    """P(yes) that the ``n`` shown sources answer the question, from one forward pass: ``messages``
+    (``messages_for``) with the pointing question replaced by a yes/no question. Asked on the copy
+    prompt, llama.cpp reuses the cached prefix, so it costs the few tokens of the new last line."""
+    msgs = [dict(m) for m in messages]
+    head = msgs[-1]["content"].rsplit("\n", 1)[0]
+    msgs[-1]["content"] = f"{head}\n{VERIFY_PROMPT[lang][0 if n == 1 else 1]}"
+    lp = gen.option_logprobs(msgs, "", VERIFY_OPTIONS[lang])
+    return math.exp(lp[0])
 
 
 def point(gen, messages: list[dict], n: int, lang: str) -> tuple[list[float], float]:
