@@ -161,9 +161,15 @@ class AnsweringConfig:
     strategy: Strategy = "copy"
     read_max_sources: int = _range(3, 1, 9)  # most sentences in a copy/read answer (one copied, the rest quoted)
     # copy strategy: the model is asked whether the first this-many quoted sentences answer the question (yes/no,
-    # its P(yes) from one forward pass on the copy prompt); the fitted answerability model (ANSWERABILITY) refuses
-    # on it. 0 = no verification call
-    verify_sources: int = _range(1, 0, 9)
+    # its P(yes) from one forward pass on the copy prompt, +0.4 s p50), recorded in Answer.signals; a fitted
+    # answerability model (ANSWERABILITY, key (generator, "copy")) refuses on it. 0 = no verification call. Off:
+    # fitted on both tune splits (uncached generate runs; python -m eval.fit_policy --features verify_logit
+    # --max-false-refusals 0.08: weight 1.102, bias -1.178, threshold 0.235, i.e. refuse when P(yes) < 0.5; AUC
+    # answerable vs not 0.815 seeds / 0.779 guide) it refused on tune seeds 4 more of 13 near misses (refusals
+    # 0.385 -> 0.692) for one correct answer (0.710 -> 0.694), but on the guide no near miss and four correct
+    # answers (0.529 -> 0.482); on test it lowered correct on both domains (seeds 0.529 -> 0.500, false refusals
+    # 0.059 -> 0.162, refusals 0.143 -> 0.357; guide 0.588 -> 0.565, refusals unchanged 0.250)
+    verify_sources: int = _range(0, 0, 9)
     read_ratio: float = _range(0.5, 0.0, 1.0)
     # pointing combined with the evidence rank: log P(source) - read_rank_penalty * position. Seeds tune split
     # (eval/sets/dev.jsonl items, 39 with the answer shown): 0 -> 30, 1.0 -> 32 sources right, E5 order alone 31

@@ -177,11 +177,11 @@ def test_yes_no_verification_asks_on_the_copy_prompt_and_the_fitted_model_refuse
     # a fitted model for this generator and strategy: P(answerable) = sigmoid(-1 + 1 * logit(P(yes)))
     fitted = C.Answerability(note="test", weights={"verify_logit": 1.0}, bias=-1.0, threshold=0.5)
     monkeypatch.setitem(C.ANSWERABILITY, (cfg.models.generator, "copy"), fitted)
-    gen = ScriptedReader([], ["zo'n 600 miljoen euro"], yes=0.8)  # sigmoid(ln 4 - 1) = 0.596 >= 0.5: answered
-    ans = _assistant(cfg, store, fake_embedder, gen, strategy="copy", read_max_sources=1).ask(q)
+    gen = ScriptedReader([], ["zo'n 600 miljoen euro"], yes=0.8)  # sigmoid(ln 4 - 1) = 0.595 >= 0.5: answered
+    ans = _assistant(cfg, store, fake_embedder, gen, strategy="copy", read_max_sources=1, verify_sources=1).ask(q)
     assert not ans.refused
     gen = ScriptedReader([], ["zo'n 600 miljoen euro"], yes=0.6)  # sigmoid(ln 1.5 - 1) = 1 / (1 + e^0.5945) = 0.3556 < 0.5: refused
-    ans = _assistant(cfg, store, fake_embedder, gen, strategy="copy", read_max_sources=1).ask(q)
+    ans = _assistant(cfg, store, fake_embedder, gen, strategy="copy", read_max_sources=1, verify_sources=1).ask(q)
     assert ans.refused and ans.refusal_code == "probably_unanswerable" and not ans.citations
     assert ans.refusal_params["p"] == pytest.approx(0.3556, abs=1e-4)
     # off: no yes/no question at all
