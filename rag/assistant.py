@@ -331,17 +331,17 @@ class Assistant:
         the model, shown the whole question, would echo the other part as if answered."""
         shown = [sources[i] for i in self._pick(sources, self.cfg.read_max_sources, first)]
         t = time.perf_counter()
-        messages = reader.messages_for(question, shown[:1], lang, SYSTEM_PROMPT, previous)
         if len(first) > 1:
             parts = [(s.quote, i, False) for i, s in enumerate(shown)]
         else:
+            messages = reader.messages_for(question, shown[:1], lang, SYSTEM_PROMPT, previous)
             parts = self._copy_parts(gen, messages, shown, list(range(len(shown))), question, lang, said)
         timings["copy_s"] = time.perf_counter() - t
         n = min(self.cfg.verify_sources, len(shown))
         if n and hasattr(gen, "option_logprobs"):
             t = time.perf_counter()
-            if n > 1:
-                messages = reader.messages_for(question, shown[:n], lang, SYSTEM_PROMPT, previous)
+            # for n = 1 the copy prompt itself, whose prefix llama.cpp still holds
+            messages = reader.messages_for(question, shown[:n], lang, SYSTEM_PROMPT, previous)
             signals = self.policy.verification_signals(reader.answers(gen, messages, n, lang))
             ans.signals = {k: round(v, 4) for k, v in signals.items()}
             timings["verify_s"] = time.perf_counter() - t

@@ -41,6 +41,12 @@ class Evidence:
         return out
 
 
+def score(cos: float, coverage: float, coverage_weight: float) -> float:
+    """A sentence's evidence score: cosine to the question + ``coverage_weight`` x the share of the
+    question's content terms it contains."""
+    return cos + coverage_weight * coverage
+
+
 def best_for_parts(ev: Evidence, parts: list[str], part_vecs: np.ndarray, coverage_weight: float = 0.05) -> list[int]:
     """For a question that asks several things (``parts``, with their query vectors): the index in
     ``ev.sources`` of the best sentence for each part, scored like the whole question's ranking; a
@@ -50,8 +56,8 @@ def best_for_parts(ev: Evidence, parts: list[str], part_vecs: np.ndarray, covera
         return out
     for part, pv in zip(parts, part_vecs):
         cos = ev.vectors @ pv
-        score = [float(c) + coverage_weight * term_coverage(part, s.quote) for c, s in zip(cos, ev.sources)]
-        best = int(np.argmax(score))
+        scores = [score(float(c), term_coverage(part, s.quote), coverage_weight) for c, s in zip(cos, ev.sources)]
+        best = int(np.argmax(scores))
         if best not in out:
             out.append(best)
     return out
@@ -100,11 +106,11 @@ def select(query: str, qvec: np.ndarray, hits: list[Hit], store: Store, embedder
     scored = []
     for (c, _, text, start, end), cs, v in zip(cands, cos, vecs):
         cov = term_coverage(query, text)
-        scored.append((float(cs) + coverage_weight * cov, c, text, start, end, v, float(cs), cov))
+        scored.append((score(float(cs), cov, coverage_weight), c, text, start, end, v, float(cs), cov))
     scored.sort(key=lambda x: -x[0])
     sources = [Citation(n=n, quote=text, doc=c.doc, doc_id=c.doc_id, chunk_id=c.chunk_id, title=c.title, date=c.date,
-                        start=start, end=end, score=score, cos=cs, coverage=cov)
-               for n, (score, c, text, start, end, _, cs, cov) in enumerate(scored, 1)]
+                        start=start, end=end, score=sc, cos=cs, coverage=cov)
+               for n, (sc, c, text, start, end, _, cs, cov) in enumerate(scored, 1)]
     return Evidence(sources, np.stack([x[5] for x in scored]))
 
 
