@@ -238,7 +238,7 @@ class Assistant:
         t = time.perf_counter()
         ev = evidence.select(query, qvec, candidates, view.store, self.embedder, self.cfg.corpus_sentences, scope,
                              coverage_weight=self.cfg.evidence_coverage_weight,
-                             min_words=self.cfg.evidence_min_words)
+                             min_words=self.cfg.evidence_min_words, structure=self.cfg.evidence_structure)
         first = evidence.best_for_parts(ev, parts, part_vecs, self.cfg.evidence_coverage_weight) if parts else []
         timings["select_s"] = time.perf_counter() - t
 
@@ -386,6 +386,8 @@ class Assistant:
                 text, copied = shown[i].quote, False
             if all(text != p[0] for p in parts):
                 parts.append((text, i, copied))
+            if copied and self.cfg.copy_with_quote and all(shown[i].quote != p[0] for p in parts):
+                parts.append((shown[i].quote, i, False))  # the copied words, then the sentence that states them
         return parts
 
     def _finish(self, ans: Answer, question: str, parts: list[tuple[str, int, bool]], shown: list,

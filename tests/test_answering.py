@@ -289,6 +289,35 @@ def test_fragments_ride_along_with_the_sentence_before_them(tmp_path, cfg, fake_
     assert only.citations and only.citations[0].doc == "kort.txt"
 
 
+def test_evidence_keeps_documentation_structure_hand_checked():
+    from rag.answer.evidence import with_structure
+    from rag.types import Chunk, Sentence
+
+    parts = ["U kunt het image als volgt naar de stick schrijven:", "# cp debian.iso /dev/sdX && sync && eject /dev/sdX",
+             "Daarna is de stick klaar voor gebruik.", "os-prober",
+             "Zoekt naar reeds op de computer aanwezige besturingssystemen.", "Bekijk de volgende opties voor de installatie:",
+             "noshell",
+             "Verhindert een interactieve shell op tty2 en tty3."]
+    raw, sents = "", []
+    for p in parts:
+        raw += ("\n\n" if raw else "")
+        sents.append(Sentence(p, len(raw), len(raw) + len(p)))
+        raw += p
+    c = Chunk("c-0", "d", "d.html", "d.html", "", "", 0, len(raw), raw, sentences=sents)
+    span = lambda i, on=True: with_structure(c, i, 5, on)[1:]
+    # a sentence ending in ':' carries what it introduces, however many words (here 7)
+    assert with_structure(c, 0, 5)[0] == parts[0] + " " + parts[1] and span(0) == (sents[0].start, sents[1].end)
+    assert span(0, False) == (sents[0].start, sents[0].end)  # off: only a fragment rides along
+    # a term leads the sentence it names; the fragment also rides along with the sentence before it
+    assert span(4) == (sents[3].start, sents[4].end) and span(4, False) == (sents[4].start, sents[4].end)
+    assert span(2) == (sents[2].start, sents[3].end)
+    # a fragment that an introducing sentence owns does not lead the next sentence
+    assert span(5) == (sents[5].start, sents[6].end) and span(7) == (sents[7].start, sents[7].end)
+    for i in (0, 2, 4, 5, 7):
+        text, a, b = with_structure(c, i, 5)
+        assert " ".join(raw[a:b].split()) == text  # offsets point into the raw text
+
+
 def _id(store, name):
     return next(d.doc_id for d in store.chunks.documents() if d.name == name)
 

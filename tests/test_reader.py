@@ -84,8 +84,9 @@ def test_pointing_and_verified_copy_cite_the_source(cfg, store, fake_embedder):
     first = gen.prompts[0][1]["content"].split("\n")[1]
     if "600 miljoen" not in first:
         pytest.skip("fake ranking put another sentence first")
-    assert not ans.refused and ans.text == "Zo'n 600 miljoen euro [1]."
     c = ans.citations[0]
+    # the verified copy first, then the sentence it was copied from, both citing that sentence
+    assert not ans.refused and ans.text == f"Zo'n 600 miljoen euro [1]. {c.quote[:-1]} [1]."
     assert "600 miljoen" in c.quote and a.document_text(c.doc_id)[c.start:c.end] == c.quote
     assert gen.prefills[0] == "Bron [" and gen.prefills[1] == "Bron [1]. Antwoord: "
     assert ans.signals["point_top"] == pytest.approx(0.7)
@@ -125,9 +126,14 @@ def test_copy_strategy_shows_one_sentence_and_skips_pointing(cfg, store, fake_em
     assert gen.prefills == ["Bron [1]. Antwoord: "]  # no pointing call, one copy
     user = seen[0][1]["content"]
     assert "[1]" in user and "[2]" not in user and "600 miljoen" in user
-    assert not ans.refused and ans.text == "Zo'n 600 miljoen euro [1]."
     c = ans.citations[0]
+    assert not ans.refused and ans.text == f"Zo'n 600 miljoen euro [1]. {c.quote[:-1]} [1]."
     assert a.document_text(c.doc_id)[c.start:c.end] == c.quote and "600 miljoen" in c.quote
+    # copy_with_quote off: the copied words alone
+    gen = ScriptedReader([], ["zo'n 600 miljoen euro"])
+    ans = _assistant(cfg, store, fake_embedder, gen, strategy="copy", read_max_sources=1,
+                     copy_with_quote=False).ask("Welk bedrag heeft Duitsland toegezegd voor granaten?")
+    assert ans.text == "Zo'n 600 miljoen euro [1]." and len(ans.citations) == 1
 
 
 def test_copy_strategy_quotes_further_sentences_and_falls_back_to_the_quote(cfg, store, fake_embedder):

@@ -77,12 +77,13 @@ def _candidates(hits: list[Hit], store: Store, qvec: np.ndarray, corpus_sentence
 
 
 def select(query: str, qvec: np.ndarray, hits: list[Hit], store: Store, embedder, corpus_sentences: int = 0,
-           scope: Scope | None = None, coverage_weight: float = 0.05, min_words: int = 0) -> Evidence:
+           scope: Scope | None = None, coverage_weight: float = 0.05, min_words: int = 0,
+           structure: bool = True) -> Evidence:
     """Sentences scored by cosine to the question + ``coverage_weight`` x the share of the question's
     content terms they contain, best first. A fragment of fewer than ``min_words`` words (a heading, a
-    dateline, a name on its own, a run of list items the cleaner joined) is no evidence by itself: it rides
-    along with the sentence before it, which often introduces it ("... de volgende commando's: dmesg lspci").
-    Text made of fragments only is taken as it is."""
+    dateline, a name on its own, a run of list items the cleaner joined) is no evidence by itself: it
+    comes along with a neighbouring sentence (``with_structure``). Text made of fragments only is taken
+    as it is."""
     seen: set[tuple[str, int]] = set()
     cands = []  # (chunk, sentence id, text, start, end)
     for c, i in _candidates(hits, store, qvec, corpus_sentences, scope):
@@ -92,14 +93,11 @@ def select(query: str, qvec: np.ndarray, hits: list[Hit], store: Store, embedder
         seen.add((c.doc_id, s.start))
         if looks_like_instruction(s.text) or len(words(s.text)) < min_words:
             continue
-        text, start, end = sentence_context(c, i)
-        nxt = c.sentences[i + 1] if i + 1 < len(c.sentences) else None
-        if nxt is not None and len(words(nxt.text)) < min_words:  # a fragment rides along with this sentence
-            text, end = text + " " + nxt.text, nxt.end
+        text, start, end = with_structure(c, i, min_words, structure)
         cands.append((c, f"{c.chunk_id}#{i}", text, start, end))
     if not cands:
         if min_words > 0 and hits:
-            return select(query, qvec, hits, store, embedder, corpus_sentences, scope, coverage_weight, 0)
+            return select(query, qvec, hits, store, embedder, corpus_sentences, scope, coverage_weight, 0, structure)
         return Evidence([], np.zeros((0, 1), dtype=np.float32))
     vecs = _vectors(store, embedder, cands)
     cos = vecs @ qvec
@@ -112,6 +110,37 @@ def select(query: str, qvec: np.ndarray, hits: list[Hit], store: Store, embedder
                         start=start, end=end, score=sc, cos=cs, coverage=cov)
                for n, (sc, c, text, start, end, _, cs, cov) in enumerate(scored, 1)]
     return Evidence(sources, np.stack([x[5] for x in scored]))
+
+
+INTRODUCED_CHARS = 300  # at most this much introduced text joins a sentence ending in ':' (a cap, not tuned)
+
+
+def introduces(sentence: str) -> bool:
+    """Ends in a colon: what follows belongs to it ("... op de volgende manier:" + a command)."""
+    return sentence.rstrip().endswith(":")
+
+
+def with_structure(chunk: Chunk, i: int, min_words: int, structure: bool = True) -> tuple[str, int, int]:
+    """Sentence ``i`` of ``chunk`` as evidence, (text, raw start, raw end), with what belongs to it:
+    the sentence before it when it opens with a pronoun (``sentence_context``); the fragment after it
+    (fewer than ``min_words`` words: "... de volgende commando's:" + "dmesg lspci"). With ``structure``
+    (documentation layout) also: the next unit of at most ``INTRODUCED_CHARS``, whatever its length,
+    when the sentence introduces it (ends in ':': a command, a list item), and the fragment before it
+    that names it (a definition-list term, a heading: "os-prober" + "Zoekt naar reeds aanwezige
+    besturingssystemen…") unless that fragment belongs to an introducing sentence before it. The span
+    runs from the first to the last character taken."""
+    sents = chunk.sentences
+    text, start, end = sentence_context(chunk, i)
+    nxt = sents[i + 1] if i + 1 < len(sents) else None
+    if nxt is not None:
+        if len(words(nxt.text)) < min_words or (
+                structure and introduces(sents[i].text) and len(nxt.text) <= INTRODUCED_CHARS):
+            text, end = text + " " + nxt.text, nxt.end
+    if structure and i > 0 and start == sents[i].start:
+        prev = sents[i - 1]
+        if len(words(prev.text)) < min_words and not (i > 1 and introduces(sents[i - 2].text)):
+            text, start = prev.text + " " + text, prev.start
+    return text, start, end
 
 
 def _vectors(store: Store, embedder, cands: list) -> np.ndarray:
