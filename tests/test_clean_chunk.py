@@ -33,6 +33,17 @@ def test_repeated_running_headers_are_dropped():
     assert ct.text.count("Tekst van pagina") == 4
 
 
+def test_repeated_lines_of_unpaged_formats_are_content():
+    # an HTML table's cells recur ("ja", numbers): no pages, so no running headers to drop
+    raw = "Taak\nRuimte (MB)\n\nGNOME\n4075\nja\n\nKDE Plasma\n5900\nja\n\nXfce\n3192\nja\n\nLXDE\n3232\nja\n"
+    assert "5900" not in clean(raw).text  # read as paged text, number-only lines look like page numbers
+    ct = clean(raw, paged=False)
+    assert "KDE Plasma 5900 ja" in ct.text and ct.text.count("ja") == 4
+    html = chunk_document(_doc(raw, "taken.html"), ChunkerConfig(max_chars=600))
+    assert any("5900" in c.text for c in html)
+    assert not any("5900" in c.text for c in chunk_document(_doc(raw, "taken.txt"), ChunkerConfig(max_chars=600)))
+
+
 def test_meta_line_becomes_date_and_title():
     ct = clean(" date 2022-04 NAVO: Rusland verlegt focus\n\nMoskou geeft niet op.")
     assert ct.date == "2022-04" and ct.title == "NAVO: Rusland verlegt focus"

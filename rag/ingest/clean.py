@@ -61,8 +61,15 @@ def _repeated_lines(text: str, spans: list[tuple[int, int]]) -> set[str]:
     return {line for line, n in counts.items() if n >= 3 and not line.endswith((".", ":", "?", "!"))}
 
 
-def clean(raw: str) -> CleanText:
-    """Clean raw document text into prose, keeping a char map back to ``raw``."""
+# formats whose text has no pages, so no running headers or footers: a short line that recurs there is content
+# (a table's "ja" and number cells, a code line), not page furniture
+UNPAGED = (".html", ".htm", ".md", ".markdown", ".docx")
+
+
+def clean(raw: str, paged: bool = True) -> CleanText:
+    """Clean raw document text into prose, keeping a char map back to ``raw``. Short lines that recur
+    (running headers and footers, page numbers) are dropped only from ``paged`` text (PDF, plain text
+    that may come from one)."""
     drop = bytearray(len(raw))
     title = date = ""
     m = META_LINE.match(raw)
@@ -70,7 +77,7 @@ def clean(raw: str) -> CleanText:
         date, title = m.group(1), m.group(2).strip()
         drop[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     spans = _line_spans(raw)
-    repeated = _repeated_lines(raw, spans)
+    repeated = _repeated_lines(raw, spans) if paged else set()
     for a, b in spans:
         line = raw[a:b]
         if any(p.match(line.rstrip("\r\n")) for p in FURNITURE) or (
