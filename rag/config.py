@@ -170,7 +170,7 @@ class AnsweringConfig:
     # answers (0.529 -> 0.482); on test it lowered correct on both domains (seeds 0.529 -> 0.500, false refusals
     # 0.059 -> 0.162, refusals 0.143 -> 0.357; guide 0.588 -> 0.565, refusals unchanged 0.250)
     verify_sources: int = _range(0, 0, 9)
-    # copy strategy: a verified copy is followed by the sentence it was copied from, quoted: the short answer first,
+    # copy (and read) strategy: a verified copy is followed by the sentence it was copied from: the short answer first,
     # then the words that state it ("9 [1]. Debian GNU/Linux 12 ondersteunt 9 hoofdarchitecturen … [1]."). Tune
     # splits, generate correct (seeds / install-guide): off 0.710 / 0.529, on 0.710 / 0.553 (a copy that left out
     # part of the answer, "1GHz systeem" for "een Pentium 4, 1GHz systeem", is made whole by its sentence)
