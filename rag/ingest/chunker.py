@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from . import sentences
-from .clean import UNPAGED, CleanText, clean
+from .clean import CleanText, clean, is_paged
 from ..types import Chunk, Document, Sentence
 
 
@@ -90,7 +90,7 @@ def section_at(headings: list[tuple[int, int, str]], offset: int, title: str = "
 
 
 def chunk_document(doc: Document, cfg: ChunkerConfig = ChunkerConfig()) -> list[Chunk]:
-    ct = clean(doc.text, paged=not doc.path.lower().endswith(UNPAGED))
+    ct = clean(doc.text, paged=is_paged(doc.path))
     spans = sentence_spans(ct, cfg.max_chars)
     groups: list[list[tuple[int, int]]] = []
     i = 0

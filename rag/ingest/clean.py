@@ -66,6 +66,11 @@ def _repeated_lines(text: str, spans: list[tuple[int, int]]) -> set[str]:
 UNPAGED = (".html", ".htm", ".md", ".markdown", ".docx")
 
 
+def is_paged(path: str) -> bool:
+    """May the text of this file have pages (PDF, plain text that may come from one)?"""
+    return not path.lower().endswith(UNPAGED)
+
+
 def clean(raw: str, paged: bool = True) -> CleanText:
     """Clean raw document text into prose, keeping a char map back to ``raw``. Short lines that recur
     (running headers and footers, page numbers) are dropped only from ``paged`` text (PDF, plain text

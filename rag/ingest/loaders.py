@@ -17,7 +17,7 @@ import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .clean import META_LINE, clean
+from .clean import META_LINE, clean, is_paged
 from .sentences import split_spans
 from ..files import sha256_file as file_sha256
 from ..text import strip_invisible
@@ -301,7 +301,7 @@ def load(path: str | Path, max_bytes: int = MAX_BYTES, max_chars: int = MAX_CHAR
     if m:
         date, title = m.group(1), m.group(2).strip()
     if not title:
-        title = _md_heading(text) or _first_line_title(clean(text).text) or p.stem
+        title = _md_heading(text) or _first_line_title(clean(text, paged=is_paged(p.name)).text) or p.stem
     return Document(
         doc_id=doc_id_for(p),
         path=str(p.resolve()),
